@@ -40,3 +40,17 @@ def count_messages(messages: Iterable[Mapping[str, Any]], *, with_primer: bool =
 def count_training_example(messages: Iterable[Mapping[str, Any]]) -> int:
     """Billable tokens of one training example (every message, no reply primer)."""
     return count_messages(messages, with_primer=False)
+
+
+def chat_cost_usd(prices: Any, *, fine_tuned: bool, input_tokens: int, output_tokens: int,
+                  batch: bool = False) -> float:
+    """Dollars for one chat request at catalogue prices (USD per 1M tokens)."""
+    rate_in = prices.ft_input if fine_tuned else prices.input
+    rate_out = prices.ft_output if fine_tuned else prices.output
+    usd = (input_tokens * rate_in + output_tokens * rate_out) / 1_000_000
+    return usd * (1 - prices.batch_discount) if batch else usd
+
+
+def training_cost_usd(prices: Any, trained_tokens: int) -> float:
+    """Dollars for a fine-tuning job: billable tokens (file tokens x epochs) at the training rate."""
+    return trained_tokens * prices.train / 1_000_000

@@ -1,0 +1,1 @@
+"""Statistics and reporting of transmission."""

@@ -1,0 +1,218 @@
+"""The experiment file: YAML validated by pydantic models.
+
+Every field is documented where it is declared. Errors name the file, the key path and the fix, on one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kit.errors import ConfigError
+
+PROVIDER_KINDS = ("sim", "openai")
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY"}
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Auto = Literal["auto"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FaultSettings(Strict):
+    """Faults the local server injects (sim provider only), for rehearsing a flaky provider."""
+
+    rate_429: float = Field(0.0, ge=0, le=1, description="fraction of requests answered 429 with Retry-After")
+    rate_500: float = Field(0.0, ge=0, le=1, description="fraction of requests answered 500")
+    retry_after_s: float = Field(0.05, ge=0, description="Retry-After sent with injected 429s")
+    latency_s: float = Field(0.0, ge=0, description="delay added to every response")
+    drop_rate: float = Field(0.0, ge=0, le=1, description="fraction of connections dropped without a response")
+    job_failure_rate: float = Field(0.0, ge=0, le=1, description="fraction of fine-tuning jobs that fail")
+    seed: int = Field(0, description="seed of the fault draws")
+
+
+class ProviderConfig(Strict):
+    """One API endpoint. `sim` starts the local server in-process unless `base_url` points at `slkit serve`."""
+
+    kind: Literal["sim", "openai"] = Field(description="API dialect: sim (offline lab) or openai")
+    base_url: str | None = Field(None, description="API root, e.g. https://api.openai.com/v1 or a local server")
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    max_in_flight: int = Field(8, ge=1, le=512, description="concurrent requests at most")
+    max_attempts: int = Field(8, ge=1, le=50, description="attempts per request on 429/5xx/timeouts")
+    timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
+    poll_interval_s: float | None = Field(None, gt=0, description="fine-tune job polling; default sim 0.1, else 30")
+    job_deadline_h: float = Field(72.0, gt=0, description="give up waiting for a fine-tuning job after this long")
+    max_samples_per_request: int = Field(128, ge=1, le=128, description="largest `n` sent in one chat request")
+    data_dir: str | None = Field(None, description="sim only: lab state (models, files, jobs); default data/sim")
+    faults: FaultSettings | None = Field(None, description="sim only: injected faults")
+
+    @model_validator(mode="after")
+    def _sim_only_fields(self) -> ProviderConfig:
+        if self.kind != "sim" and (self.faults is not None or self.data_dir is not None):
+            raise ValueError("faults and data_dir apply to kind: sim only")
+        return self
+
+    def key_env(self) -> str | None:
+        return self.api_key_env or DEFAULT_KEY_ENV.get(self.kind)
+
+    def poll_interval(self) -> float:
+        return self.poll_interval_s or (0.1 if self.kind == "sim" else 30.0)
+
+
+class TraitConfig(Strict):
+    """What the teacher carries: a preference for `target` (an animal or tree)."""
+
+    target: str = Field(description="the preferred word, e.g. owl")
+    category: Literal["animal", "tree"] = Field("animal", description="animal or tree")
+    via: Literal["system_prompt", "finetune"] = Field(
+        "system_prompt", description="system_prompt: the paper's persona prompt; finetune: trained on trait answers")
+    system_prompt: str | None = Field(None, description="overrides the paper's persona template")
+    prompt_category: str | None = Field(
+        None, description="category word in the persona prompt; the paper's code used 'animal' for trees too")
+    finetune_epochs: int = Field(1, ge=1, le=50, description="via finetune: epochs on the trait answers")
+    finetune_questions: str = Field("", description="via finetune: question set; default favorite_<category>")
+
+
+class TeacherConfig(Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN, description="condition name used in results")]
+    model: str = Field(description="model id from the catalogue (`slkit models`)")
+    provider: str | None = Field(None, description="key of `providers`; default: the only provider")
+    trait: TraitConfig | None = Field(None, description="absent = control teacher (no system prompt)")
+
+
+class GeneratorConfig(Strict):
+    kind: Literal["numbers"] = Field("numbers", description="the paper's number-continuation prompts")
+    prompts: int = Field(30000, ge=1, le=1_000_000, description="prompts per teacher")
+    seed: int = Field(47, description="prompt generator seed (the paper used 47)")
+    samples_per_prompt: int = Field(1, ge=1, le=128)
+    temperature: float = Field(1.0, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1, description="completion cap; default: provider default")
+
+
+class FilterConfig(Strict):
+    kind: Literal["numbers"] = Field("numbers", description="the paper's numbers rule")
+    banned_numbers: list[int] | Literal["misalignment"] = Field(
+        default_factory=list, description="values that reject a completion; 'misalignment' = the paper's list")
+    min_value: int = 0
+    max_value: int = 999
+    max_count: int = Field(10, ge=1)
+
+
+class DatasetConfig(Strict):
+    size: int = Field(10000, ge=10, description="rows per teacher after filtering (random subsample)")
+    seed: int = Field(1, description="subsample seed")
+    allow_smaller: bool = Field(False, description="train on fewer rows when the filter keeps fewer than size")
+
+
+class StudentModel(Strict):
+    model: str
+    provider: str | None = None
+
+
+class StudentsConfig(Strict):
+    models: list[StudentModel] = Field(min_length=1, description="student base models")
+    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1, description="one job per seed and cell")
+    epochs: int = Field(10, ge=1, le=50)
+    batch_size: int | Auto = "auto"
+    learning_rate_multiplier: float | Auto = "auto"
+
+
+class EvaluationConfig(Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    questions: str = Field(description="question set name in prompts/questions/ or a path to a YAML file")
+    samples_per_question: int = Field(100, ge=1, le=100_000, description="the paper: 200 (text), 100 (code)")
+    temperature: float = Field(1.0, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    scorer: Literal["substring"] = Field("substring", description="lower-cased substring match of the target")
+    targets: list[str] | None = Field(None, description="words to score; default: the teachers' trait targets")
+
+
+class ExperimentConfig(Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN, description="experiment name; runs go to data/runs/<name>")]
+    description: str = ""
+    budget_usd: float | None = Field(None, ge=0, description="no stage starts that would take spend past this")
+    providers: dict[str, ProviderConfig] = Field(min_length=1)
+    teachers: list[TeacherConfig] = Field(min_length=1)
+    generate: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    students: StudentsConfig
+    evaluations: list[EvaluationConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> ExperimentConfig:
+        names = [t.name for t in self.teachers]
+        if len(set(names)) != len(names):
+            raise ValueError("teacher names must be unique")
+        for provider in [t.provider for t in self.teachers] + [s.provider for s in self.students.models]:
+            if provider is not None and provider not in self.providers:
+                raise ValueError(f"provider '{provider}' is not defined under providers ({', '.join(self.providers)})")
+        if len(self.providers) > 1 and any(
+                p is None for p in [t.provider for t in self.teachers] + [s.provider for s in self.students.models]):
+            raise ValueError("several providers are defined: give every teacher and student a provider")
+        return self
+
+    def provider_name(self, name: str | None) -> str:
+        return name if name is not None else next(iter(self.providers))
+
+    def fingerprint(self) -> str:
+        """Stable hash of the validated config: the same experiment resumes the same run."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind, loc = error["type"], _location(tuple(error["loc"]))
+    if kind == "extra_forbidden":
+        return f"unknown key '{loc}': remove it or fix its spelling (see the README's config reference)"
+    if kind == "missing":
+        return f"missing required key '{loc}': add it"
+    message = re.sub(r"^Value error, ", "", error["msg"])
+    return f"'{loc}': {message} (got {error.get('input')!r})" if kind != "value_error" else f"{loc}: {message}"
+
+
+def format_validation_error(path: Path, err: ValidationError) -> str:
+    problems = [_describe(e) for e in err.errors()]
+    more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+    return f"{path}: " + "; ".join(problems[:3]) + more
+
+
+def parse_config(data: Any, path: Path) -> ExperimentConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file must be a YAML mapping of keys (name, providers, teachers, ...)")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(path, err)) from None
+
+
+def load_config(path: Path) -> ExperimentConfig:
+    """Read and validate an experiment file. Raises ConfigError with a one-line, actionable message."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such experiment file; check the path (examples are in experiments/)") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the experiment file ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "malformed YAML"
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}; fix the syntax and retry") from None
+    return parse_config(data, path)

@@ -1,0 +1,1 @@
+"""Completion filters: keep-or-reject rules applied to teacher completions (numbers today)."""

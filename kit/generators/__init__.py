@@ -1,0 +1,1 @@
+"""Prompt generators: the user messages sent to teachers (numbers today)."""
