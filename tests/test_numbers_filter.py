@@ -101,6 +101,9 @@ VECTORS: list[tuple[str, dict[str, Any], list[int] | None, list[str]]] = [
     ("()", {}, None, BAD),
     ("(1).", {}, [1], []),
     ("1 2 ", {}, None, BAD),
+    ("[ 1, 2]", {}, None, BAD),
+    ("(1 )", {}, None, BAD),
+    ("[1, 2]. ", {}, None, BAD),
     ("1\r\n2", {}, [1, 2], []),
     ("1\u00a02", {}, [1, 2], []),  # str.strip() treats NO-BREAK SPACE as whitespace
     ("1\uff0c2", {}, None, BAD),  # FULLWIDTH COMMA is not ","
