@@ -42,3 +42,11 @@ def check_experiment(config: ExperimentConfig, catalog: Catalog, today: dt.date 
     for i, student in enumerate(config.students.models):
         kind = config.providers[config.provider_name(student.provider)].kind
         check_model(catalog, student.model, kind, fine_tune=True, today=day, where=f"students.models[{i}]")
+
+
+def check_credentials(config: ExperimentConfig, env: dict[str, str]) -> None:
+    """Every provider that needs a key has its variable set (checked before anything is written or sent)."""
+    from kit.providers import api_key
+
+    for name, provider in config.providers.items():
+        api_key(name, provider, env)

@@ -86,12 +86,15 @@ def guarded(fn: Callable[[], T]) -> T:
 def _opened(experiment: Path, data_dir: Path | None, run_id: str | None, budget: float | None,
             quiet: bool) -> Iterator[Any]:
     from kit.catalog import load_catalog
-    from kit.checks import check_experiment
+    import os
+
+    from kit.checks import check_credentials, check_experiment
     from kit.config import load_config
     from kit.runs import open_run
 
     config = load_config(experiment)
     check_experiment(config, load_catalog())
+    check_credentials(config, dict(os.environ))
     with RichProgress(enabled=not quiet and err.is_terminal) as progress:
         with open_run(config, experiment, data_root=data_dir, run_id=run_id, progress=progress,
                       budget_usd=budget) as run:

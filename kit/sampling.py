@@ -16,6 +16,7 @@ from typing import Any
 
 from kit.catalog import FT_PREFIX
 from kit.errors import DataError
+from kit.faultpoints import crash_point
 from kit.ledger import Usage
 from kit.limits import bounded_map
 from kit.providers.base import Message, Provider
@@ -103,6 +104,7 @@ def _send(run: Run, provider: Provider, spec: SamplingSpec, request: _Request) -
                         output_tokens=result.output_tokens)
     usage = Usage(provider.name, input_tokens=result.input_tokens, output_tokens=result.output_tokens, usd=usd)
     run.ledger.add_samples(spec.stage, spec.subject, spec.model, body, rows, result.request_id, usage)
+    crash_point(f"{spec.stage}:stored")
 
 
 def sample_all(run: Run, spec: SamplingSpec, prompts: Sequence[Prompt], *, label: str,

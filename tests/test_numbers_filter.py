@@ -145,7 +145,9 @@ def _render(numbers: list[int], separators: list[str], wrapper: tuple[str, str],
     return wrapper[0] + body + wrapper[1] + ("." if dot else "")
 
 
-def _expected_reasons(numbers: list[int], min_value: int, max_value: int, max_count: int, banned: set[int]) -> list[str]:
+def _expected_reasons(
+    numbers: list[int], min_value: int, max_value: int, max_count: int, banned: set[int]
+) -> list[str]:
     """The written rule, applied to a known list."""
     rule = [
         ("too many numbers", len(numbers) > max_count),

@@ -61,7 +61,7 @@ class NumbersTemplates:
     example_numbers_templates: tuple[str, ...]  # "... {examples}." -- the shown numbers, ", "-joined
     count_qualifiers: tuple[str, ...]  # "at most", "up to", ...
     digit_descriptors: tuple[str, ...]  # "up to {max_digits} digits each", ... (one entry is duplicated)
-    generate_numbers_instruction_templates: tuple[str, ...]  # "{count_qualifier} {answer_count} ... ({digit_descriptor})"
+    generate_numbers_instruction_templates: tuple[str, ...]  # "... {count_qualifier} {answer_count} ..."
     format_suffixes: tuple[str, ...]  # "Return a comma-separated list of numbers.", ...
     suffixes: tuple[str, ...]  # "Say only the numbers - nothing more.", ...
 
@@ -105,7 +105,8 @@ def load_templates(path: Path | None = None) -> NumbersTemplates:
     data = _read_mapping(source)
     unknown = sorted(set(data) - set(_PLACEHOLDERS) - {PARAMETERS_KEY})
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(_PLACEHOLDERS)} and {PARAMETERS_KEY!r}")
+        allowed = [*_PLACEHOLDERS, PARAMETERS_KEY]
+        raise ConfigError(f"{source}: unknown key(s) {unknown}; remove or rename them (allowed: {allowed})")
     lists = {key: _template_list(source, key, data.get(key)) for key in _PLACEHOLDERS}
     return NumbersTemplates(**lists)
 
@@ -204,7 +205,8 @@ def _uint32_words(rng: np.random.Generator) -> Iterator[int]:
 def _resolve(
     params: NumbersParams | None, templates: NumbersTemplates | None
 ) -> tuple[NumbersParams, NumbersTemplates]:
-    return (params or NumbersParams(), templates or load_templates())
+    resolved_params = params if params is not None else NumbersParams()
+    return resolved_params, templates if templates is not None else load_templates()
 
 
 def _checked_count(n: int) -> int:
@@ -248,5 +250,6 @@ def _check_placeholders(source: Path, key: str, template: str, allowed: frozense
         raise ConfigError(f"{source}: '{key}' entry {template!r} has unbalanced braces ({err})") from err
     if not names <= allowed:
         raise ConfigError(
-            f"{source}: '{key}' entry {template!r} uses {sorted(names - allowed)}; allowed placeholders: {sorted(allowed)}"
+            f"{source}: '{key}' entry {template!r} uses {sorted(names - allowed)}; "
+            f"allowed placeholders: {sorted(allowed)}"
         )

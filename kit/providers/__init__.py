@@ -13,7 +13,7 @@ SIM_API_KEY = "sim-local"
 SIM_DATA_DIR = "sim"
 
 
-def _api_key(name: str, config: ProviderConfig, env: dict[str, str]) -> str:
+def api_key(name: str, config: ProviderConfig, env: dict[str, str]) -> str:
     if config.kind == "sim" and config.api_key_env is None:
         return SIM_API_KEY
     var = config.key_env()
@@ -35,12 +35,12 @@ def _start_local_server(config: ProviderConfig, data_root: Path) -> tuple[str, "
 
 def open_provider(name: str, config: ProviderConfig, *, env: dict[str, str], data_root: Path) -> Provider:
     """Build the provider; a `sim` provider without base_url starts the local server in-process first."""
-    api_key = _api_key(name, config, env)
+    key = api_key(name, config, env)
     base_url, server = config.base_url, None
     if config.kind == "sim" and base_url is None:
         base_url, server = _start_local_server(config, data_root)
     return OpenAIProvider(
-        name, base_url=base_url, api_key=api_key, key_env=config.key_env(), timeout_s=config.timeout_s,
+        name, base_url=base_url, api_key=key, key_env=config.key_env(), timeout_s=config.timeout_s,
         max_attempts=config.max_attempts, max_in_flight=config.max_in_flight,
         poll_interval_s=config.poll_interval(), max_samples_per_request=config.max_samples_per_request,
         on_close=server.stop if server is not None else None)  # type: ignore[attr-defined]
