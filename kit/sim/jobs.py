@@ -158,6 +158,7 @@ class _Driver:
 
     def start(self) -> None:
         """Resume every object left non-terminal in the store (after a restart or by another server)."""
+        self._stopping.clear()
         for obj in self._collection.all():
             if obj.get("status") not in self._terminal:
                 self.submit(obj["id"])
@@ -169,9 +170,13 @@ class _Driver:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
+    def request_stop(self) -> None:
+        """Tell every worker to let go of its object at the next chance (a training event, a line, a pause)."""
+        self._stopping.set()
+
     def stop(self) -> None:
         """Ask every worker to let go of its object and wait (up to `shutdown_grace_s`) for them to exit."""
-        self._stopping.set()
+        self.request_stop()
         deadline = time.monotonic() + self.timing.shutdown_grace_s
         with self._threads_lock:
             threads = list(self._threads)
@@ -471,8 +476,9 @@ class BatchRunner(_Driver):
 
     def _validate(self, batch: Obj) -> list[BatchLine] | None:
         data = self.store.file_bytes(batch["input_file_id"])
+        lines: list[BatchLine] = []
         if data is None:
-            lines, errors = [], [_batch_error("invalid_file", "The input file no longer exists.", None, "input_file_id")]
+            errors = [_batch_error("invalid_file", "The input file no longer exists.", None, "input_file_id")]
         else:
             lines, errors = parse_batch_input(data, batch["endpoint"])
         if errors:

@@ -55,6 +55,9 @@ from kit.sim.jobs import (
 from kit.sim.store import Obj, Store, new_id, public
 from kit.tokens import count_messages, count_text
 
+__all__ = ["ApiError", "FaultConfig", "JobTiming", "LocalServer", "StatsSnapshot", "chat_completion", "create_app",
+           "serve"]
+
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
@@ -81,7 +84,7 @@ MAX_PAGE_LIMIT = 100
 MAX_FILES_PAGE_LIMIT = 10_000
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 15.0
-GRACEFUL_SHUTDOWN_S = 2.0
+GRACEFUL_SHUTDOWN_S = 2
 DROP_SETTLE_TICKS = 3
 HYPERPARAMETER_RULES: dict[str, tuple[type, float, float]] = {
     "n_epochs": (int, 1, 50),
@@ -200,7 +203,6 @@ class SimState:
     engine: Engine
     store: Store
     faults: FaultInjector
-    timing: JobTiming
     api_key: str | None
     stats: RequestStats
     jobs: JobRunner
@@ -815,10 +817,12 @@ class SimApp(Starlette):
     """Starlette with an outermost gate that sees the server's own `send` (needed to drop connections)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(API_PREFIX + "/"):
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
-            return
-        await self._gate(scope, receive, send)
+        elif str(scope.get("path", "")).startswith(API_PREFIX + "/"):
+            await self._gate(scope, receive, send)
+        else:
+            await self._forward(scope, receive, send, {"x-request-id": new_id("req_")}, counted=False)
 
     def _route_key(self, scope: Scope) -> str:
         for route in self.router.routes:
@@ -857,7 +861,8 @@ class SimApp(Starlette):
         self.state.sim.stats.status(response.status_code)
         await response(scope, receive, send)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str],
+                       counted: bool = True) -> None:
         extra = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
         started = False
 
@@ -865,7 +870,8 @@ class SimApp(Starlette):
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                self.state.sim.stats.status(int(message["status"]))
+                if counted:
+                    self.state.sim.stats.status(int(message["status"]))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -899,7 +905,7 @@ def create_app(engine: Engine, store: Store, *, faults: FaultConfig | None = Non
     """The ASGI app. Background workers start (and resume unfinished jobs and batches) with the app's lifespan."""
     timing = timing or JobTiming()
     injector = FaultInjector(faults)
-    state = SimState(engine, store, injector, timing, api_key, RequestStats(),
+    state = SimState(engine, store, injector, api_key, RequestStats(),
                      JobRunner(engine, store, timing, injector), BatchRunner(store, timing, batch_line_handler(engine)))
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
@@ -969,6 +975,9 @@ class LocalServer:
         self._server, self._thread = None, None
         if server is None or thread is None:
             return
+        state: SimState = self.app.state.sim
+        state.jobs.request_stop()
+        state.batches.request_stop()
         server.should_exit = True
         thread.join(STOP_TIMEOUT_S)
         if thread.is_alive():

@@ -15,6 +15,7 @@ new version. Keys starting with "_" are private to the server and are stripped f
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -22,7 +23,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,17 @@ def try_lock(path: Path) -> OwnerLock | None:
     return OwnerLock(fd)
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """A blocking flock, so read-modify-write cycles of servers sharing a store do not interleave."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 class JsonCollection:
     """JSON objects keyed by their `id`, one file each, in one folder."""
 
@@ -115,11 +127,12 @@ class JsonCollection:
         return sorted(objects, key=lambda obj: (obj.get(_SEQ_KEY, 0), obj["id"]))
 
     def update(self, object_id: str, change: Callable[[Obj], Obj | None]) -> Obj | None:
-        """Apply `change` to a copy of the object under the lock; `change` returns None to leave it as it is.
+        """Apply `change` to a copy of the object under the thread and cross-process locks; `change` returns None to
+        leave the object as it is (it must not call `update` itself).
 
         Returns the stored object after the call (None if it does not exist or was left unchanged).
         """
-        with self._lock:
+        with self._lock, _exclusive(self.directory / ".update.lock"):
             current = self.get(object_id)
             if current is None:
                 return None
