@@ -186,7 +186,8 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 def format_validation_error(path: Path, err: ValidationError) -> str:
-    problems = [_describe(e) for e in err.errors()]
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # typos first: they explain the rest
+    problems = [_describe(e) for e in errors]
     more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
     return f"{path}: " + "; ".join(problems[:3]) + more
 
