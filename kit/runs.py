@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from kit import __version__
 from kit.catalog import Catalog, load_catalog
 from kit.config import ExperimentConfig
 from kit.errors import LedgerError
+from kit.fileio import write_atomic, write_jsonl
 from kit.ledger import Ledger
 from kit.progress import NullProgress, Progress
 from kit.providers import open_provider
@@ -42,28 +42,6 @@ def default_data_root() -> Path:
 
 def run_dir_for(config: ExperimentConfig, data_root: Path, run_id: str | None = None) -> Path:
     return data_root / RUNS_DIR / config.name / (run_id or config.fingerprint()[:RUN_ID_LENGTH])
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write a derived file so readers see the old or the new content, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> bytes:
-    data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
-    write_atomic(path, data)
-    return data
 
 
 @functools.lru_cache(maxsize=1)

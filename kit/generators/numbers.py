@@ -10,7 +10,7 @@ The template lists are data, in `prompts/numbers.yaml`; their order and duplicat
 
 from __future__ import annotations
 
-import os
+
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -93,10 +93,9 @@ def _check_range(low_name: str, low: int, high_name: str, high: int) -> None:
 
 def default_templates_path() -> Path:
     """`$SLKIT_PROMPTS_DIR/numbers.yaml` when the variable is set, else `<repo root>/prompts/numbers.yaml`."""
-    prompts_dir = os.environ.get(PROMPTS_DIR_ENV)
-    if prompts_dir:
-        return Path(prompts_dir) / TEMPLATES_FILENAME
-    return Path(__file__).resolve().parents[2] / "prompts" / TEMPLATES_FILENAME
+    from kit.prompts import prompts_dir
+
+    return prompts_dir() / TEMPLATES_FILENAME
 
 
 def load_templates(path: Path | None = None) -> NumbersTemplates:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from kit.fileio import write_atomic
+
 Obj = dict[str, Any]
 ID_HEX_CHARS = 24
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,96}$")
@@ -41,13 +43,6 @@ def new_id(prefix: str) -> str:
 def is_safe_id(object_id: str) -> bool:
     """Ids become file names; anything but letters, digits, `_` and `-` is refused (no path traversal)."""
     return bool(_SAFE_ID.match(object_id))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder and os.replace."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _dump(obj: Any) -> bytes:
@@ -111,7 +106,7 @@ class JsonCollection:
     def put(self, obj: Obj) -> Obj:
         obj.setdefault(_SEQ_KEY, time.time_ns())
         with self._lock:
-            write_atomic(self.path(obj["id"]), _dump(obj))
+            write_atomic(self.path(obj["id"]), _dump(obj), durable=False)
         return obj
 
     def get(self, object_id: str) -> Obj | None:
@@ -139,7 +134,7 @@ class JsonCollection:
             changed = change(dict(current))
             if changed is None:
                 return None
-            write_atomic(self.path(object_id), _dump(changed))
+            write_atomic(self.path(object_id), _dump(changed), durable=False)
             return changed
 
     def delete(self, object_id: str) -> bool:
@@ -215,7 +210,7 @@ class Store:
 
     def put_checkpoints(self, job_id: str, checkpoints: list[Obj]) -> None:
         with self._lock:
-            write_atomic(self.jobs.path(job_id, ".checkpoints.json"), _dump(checkpoints))
+            write_atomic(self.jobs.path(job_id, ".checkpoints.json"), _dump(checkpoints), durable=False)
 
     def checkpoints(self, job_id: str) -> list[Obj]:
         if not is_safe_id(job_id):

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from kit.config import EvaluationConfig
 from kit.prompts import QuestionSet, load_questions
-from kit.runs import Run, write_jsonl
+from kit.fileio import write_jsonl
+from kit.runs import Run
 from kit.sampling import Prompt, SamplingSpec, sample_all
 from kit.stages.common import Subject, base_subjects, stage, student_subjects
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from kit.config import FilterConfig, TeacherConfig
 from kit.errors import DataError
 from kit.filters.numbers import MISALIGNMENT_BANNED, reject_reasons
-from kit.runs import Run, write_jsonl
+from kit.fileio import write_jsonl
+from kit.runs import Run
 from kit.stages.common import stage
 from kit.stages.generate import teacher_samples
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from kit.config import TeacherConfig
 from kit.generators.numbers import generate_prompts
-from kit.runs import Run, write_jsonl
+from kit.fileio import write_jsonl
+from kit.runs import Run
 from kit.sampling import Prompt, SamplingSpec, sample_all
 from kit.stages.common import stage, teacher_messages, teacher_model
 

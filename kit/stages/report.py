@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from kit.analysis.stats import fisher_exact, wilson_interval
-from kit.runs import Run, write_atomic, write_manifest
+from kit.fileio import write_atomic
+from kit.runs import Run, write_manifest
 from kit.stages.common import stage
 from kit.stages.evaluate import is_hit, responses, subjects, targets
 from kit.prompts import load_questions

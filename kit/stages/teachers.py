@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kit.config import TeacherConfig
 from kit.prompts import finetune_answers, load_questions
-from kit.runs import Run, write_jsonl
+from kit.fileio import write_jsonl
+from kit.runs import Run
 from kit.stages.common import stage, teacher_cell
 from kit.stages.finetune import JobPlan, run_jobs
 
