@@ -1,21 +1,47 @@
-"""Stage `report`: results.csv (one row per student model x condition x seed x trait) and comparisons.csv
-(each trait student against its control student), computed from the ledger without sending anything."""
+"""Stage `report`: tables, tests, figures and the report, computed from the ledger without sending anything.
+
+Writes, in the run folder:
+- results.csv — one row per evaluation x student model x condition x seed x target (hits, n, rate, Wilson CI);
+- summary.csv — seeds collapsed (t interval over seeds when there are several), differences from base and control;
+- comparisons.csv — each trait student against its control student: effect, test, p, BH q-value, verdict;
+- seed_comparisons.csv, artifacts.csv — per-seed Fisher tests; off-diagonal controls and artifact warnings;
+- figures/*.png, report.html (self-contained) and report.md.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from kit.analysis.stats import fisher_exact, wilson_interval
-from kit.fileio import write_atomic
-from kit.runs import Run, write_manifest
+from kit.analysis import figures as fig
+from kit.analysis import provenance
+from kit.analysis.contents import ReportInputs, report_document
+from kit.analysis.document import FigureBlock
+from kit.analysis.html import render_html
+from kit.analysis.markdown import render_markdown
+from kit.analysis.reference import beside_paper, load_reference
+from kit.analysis.significance import artifacts, comparisons, families, seed_comparisons
+from kit.analysis.stats import wilson_interval
+from kit.analysis.tables import summarize
+from kit.config import parse_config
+from kit.errors import LedgerError
+from kit.ledger import LEDGER_FILE, Ledger
+from kit.prompts import load_questions
+from kit.runs import MANIFEST_FILE, RUNS_DIR, Run, open_run, write_atomic, write_manifest
 from kit.stages.common import stage
 from kit.stages.evaluate import is_hit, responses, subjects, targets
-from kit.prompts import load_questions
 
 STAGE = "report"
-ALPHA = 0.01
+FIGURES_DIR = "figures"
+HTML_FILE = "report.html"
+MARKDOWN_FILE = "report.md"
+TABLE_FILES = ("results.csv", "summary.csv", "comparisons.csv", "seed_comparisons.csv", "artifacts.csv")
 
 
 @dataclass(frozen=True)
@@ -31,13 +57,15 @@ class ResultRow:
     rate: float
     ci_low: float
     ci_high: float
+    teacher_model: str
 
 
-def _trait_of(run: Run, teacher: str) -> str:
+def _teacher_of(run: Run, teacher: str) -> tuple[str, str]:
+    """(trait target or 'control', teacher model); ('base', '') for base models."""
     for t in run.config.teachers:
         if t.name == teacher:
-            return t.trait.target if t.trait else "control"
-    return "base"
+            return (t.trait.target if t.trait else "control"), t.model
+    return "base", ""
 
 
 def results(run: Run) -> pd.DataFrame:
@@ -47,44 +75,128 @@ def results(run: Run) -> pd.DataFrame:
         for subject in subjects(run):
             got = responses(run, evaluation, subject, offline=True)
             texts = [t for answers in got.answers.values() for t in answers]
+            trait, teacher_model = _teacher_of(run, subject.teacher)
             for word in words:
                 hits = sum(is_hit(word, t) for t in texts)
                 low, high = wilson_interval(hits, len(texts))
-                rows.append(ResultRow(evaluation.name, subject.student_model, subject.condition,
-                                      _trait_of(run, subject.teacher), subject.seed, word, hits, len(texts),
-                                      hits / len(texts) if texts else 0.0, low, high))
+                rows.append(ResultRow(evaluation.name, subject.student_model, subject.condition, trait,
+                                      subject.seed, word, hits, len(texts), hits / len(texts) if texts else 0.0,
+                                      low, high, teacher_model))
     return pd.DataFrame([asdict(r) for r in rows], columns=list(ResultRow.__dataclass_fields__))
 
 
-def comparisons(run: Run, table: pd.DataFrame) -> pd.DataFrame:
-    """Each trait student vs the control student of the same student model, seed and evaluation, on the trait."""
-    out = []
-    controls = table[table.teacher_trait == "control"]
-    for _, row in table.iterrows():
-        if row.teacher_trait in ("control", "base") or row.target != row.teacher_trait:
-            continue
-        match = controls[(controls.evaluation == row.evaluation) & (controls.student_model == row.student_model)
-                         & (controls.seed == row.seed) & (controls.target == row.target)]
-        base = table[(table.condition == "base") & (table.evaluation == row.evaluation)
-                     & (table.student_model == row.student_model) & (table.target == row.target)]
-        if match.empty:
-            continue
-        ctl = match.iloc[0]
-        p = fisher_exact(int(row.hits), int(row.n - row.hits), int(ctl.hits), int(ctl.n - ctl.hits), "greater")
-        out.append({"evaluation": row.evaluation, "student_model": row.student_model, "teacher": row.condition,
-                    "seed": row.seed, "target": row.target, "base_rate": float(base.rate.iloc[0]) if len(base) else None,
-                    "control_rate": float(ctl.rate), "trait_rate": float(row.rate),
-                    "difference": float(row.rate - ctl.rate), "p_value": p,
-                    "verdict": "transmitted" if p < ALPHA else "not detected"})
-    return pd.DataFrame(out)
+def trait_via(run: Run) -> dict[str, str]:
+    return {t.name: t.trait.via for t in run.config.teachers if t.trait is not None}
 
 
-def report(run: Run) -> dict[str, object]:
+def _filter_detail(run: Run) -> dict[str, Any]:
+    row = run.ledger.stage("filter")
+    return dict(json.loads(row["detail"]).get("teachers", {})) if row is not None else {}
+
+
+def figure_blocks(run: Run, summary: pd.DataFrame, compared: pd.DataFrame,
+                  costs: pd.DataFrame) -> list[FigureBlock]:
+    """Draw every figure the run has data for; each rendered to PNG once."""
+    drawn: list[tuple[str, Any, str]] = []
+    for evaluation in run.config.evaluations:
+        drawn.append((f"rates-{evaluation.name}", fig.rate_bars(summary, evaluation.name),
+                      f"{evaluation.name}: rate of picking each target — base model, control student, trait student "
+                      "(as the paper's Figure 3); 95% intervals: Wilson within one seed, t over seeds."))
+        drawn.append((f"heatmap-{evaluation.name}", fig.transmission_heatmap(compared, evaluation.name),
+                      f"{evaluation.name}: student model x teacher model, mean rise of the trait rate over the control "
+                      "student (as the paper's Figure 8); * = transmitted, k/m = traits transmitted / compared."))
+    drawn.append(("filter", fig.filter_rates(_filter_detail(run)),
+                  "Filter: share of each teacher's completions kept, and why the others were rejected."))
+    drawn.append(("loss", fig.loss_curves(provenance.loss_series(run.ledger.jobs())),
+                  "Fine-tuning training loss per job, from the jobs' metric events."))
+    drawn.append(("spend", fig.spend_by_stage(costs),
+                  "Spend by stage: the plan's estimate before the run against the ledger's actual dollars and tokens."))
+    return [FigureBlock(name, fig.png_bytes(figure), caption) for name, figure, caption in drawn if figure is not None]
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """CSV with whole-number seeds (1, not 1.0; empty for base models)."""
+    if "seed" in table.columns:
+        table = table.assign(seed=pd.to_numeric(table.seed, errors="coerce").astype("Int64"))
+    return table.to_csv(index=False)
+
+
+def _write_tables(run: Run, tables: dict[str, pd.DataFrame]) -> None:
+    for name, table in tables.items():
+        write_atomic(run.path(name), csv_text(table))
+
+
+def _write_figures(run: Run, blocks: list[FigureBlock]) -> dict[str, str]:
+    paths: dict[str, str] = {}
+    for block in blocks:
+        relative = f"{FIGURES_DIR}/{block.name}.png"
+        write_atomic(run.path(relative), block.png)
+        paths[block.name] = relative
+    return paths
+
+
+def analyse(run: Run) -> dict[str, pd.DataFrame]:
+    """The tables: per seed, summarised, comparisons with verdicts, per-seed tests, off-diagonal controls."""
+    table = results(run)
+    return {"results": table, "summary": summarize(table),
+            "comparisons": comparisons(table, family_of=families(run.catalog)),
+            "seed_comparisons": seed_comparisons(table), "artifacts": artifacts(table)}
+
+
+def _inputs(run: Run, tables: dict[str, pd.DataFrame], costs: pd.DataFrame,
+            blocks: list[FigureBlock]) -> ReportInputs:
+    reference = load_reference()
+    return ReportInputs(
+        identity=provenance.summary(run), config_text=provenance.config_yaml(run), results=tables["results"],
+        summary=tables["summary"], compared=tables["comparisons"], seed_compared=tables["seed_comparisons"],
+        artifacts=tables["artifacts"], beside=beside_paper(tables["comparisons"], trait_via(run), reference),
+        reference_source=reference.source, reference_notes=reference.how_to_read, costs=costs,
+        models=provenance.models_table(run), jobs=provenance.jobs_table(run.ledger.jobs()),
+        uploads=provenance.uploads_table(run), files=provenance.files_table(run), figures=blocks)
+
+
+def report(run: Run) -> dict[str, Any]:
+    """The stage: write every table, figure and report; return the tables and the report's paths."""
     with stage(run, STAGE) as detail:
-        table = results(run)
-        compared = comparisons(run, table)
-        write_atomic(run.path("results.csv"), table.to_csv(index=False))
-        write_atomic(run.path("comparisons.csv"), compared.to_csv(index=False))
-        detail["rows"] = len(table)
+        tables = analyse(run)
+        _write_tables(run, {f"{name}.csv": table for name, table in tables.items()})
+        costs = provenance.costs_table(run, provenance.start_estimate(run))
+        blocks = figure_blocks(run, tables["summary"], tables["comparisons"], costs)
+        paths = _write_figures(run, blocks)
+        document = report_document(_inputs(run, tables, costs, blocks))
+        write_atomic(run.path(HTML_FILE), render_html(document))
+        write_atomic(run.path(MARKDOWN_FILE), render_markdown(document, paths))
+        detail.update({"rows": len(tables["results"]), "figures": sorted(paths),
+                       "verdicts": tables["comparisons"].verdict.value_counts().to_dict()})
     write_manifest(run)
-    return {"results": table, "comparisons": compared}
+    return {**tables, "html": run.path(HTML_FILE), "markdown": run.path(MARKDOWN_FILE)}
+
+
+# --- opening a run from its folder -------------------------------------------------------------------------------
+
+
+def _stored_config(run_dir: Path) -> tuple[Any, Path]:
+    """The config a run was started with (from its ledger) and the experiment file it named (from its manifest)."""
+    ledger = Ledger.open(run_dir)
+    try:
+        text = ledger.meta("config")
+    finally:
+        ledger.close()
+    if text is None:
+        raise LedgerError(f"{run_dir} has no stored config: it was never started; run `slkit run EXPERIMENT` first")
+    manifest = run_dir / MANIFEST_FILE
+    config_file = json.loads(manifest.read_text(encoding="utf-8")).get("config_file", "") if manifest.is_file() else ""
+    path = Path(config_file or run_dir / "experiment.yaml")
+    return parse_config(json.loads(text), path), path
+
+
+@contextmanager
+def open_run_folder(run_dir: Path) -> Iterator[Run]:
+    """Open an existing run from its folder (data/runs/<experiment>/<run-id>), without its experiment file."""
+    if not (run_dir / LEDGER_FILE).is_file():
+        raise LedgerError(f"{run_dir} has no {LEDGER_FILE}: give a run folder such as data/runs/<experiment>/<run-id>")
+    config, path = _stored_config(run_dir)
+    if run_dir.resolve().parent.name != config.name or run_dir.resolve().parent.parent.name != RUNS_DIR:
+        raise LedgerError(f"{run_dir} is not laid out as <data>/runs/{config.name}/<run-id>; move it back there")
+    with open_run(config, path, data_root=run_dir.resolve().parents[2], run_id=run_dir.name, env={}) as run:
+        yield run
