@@ -1,6 +1,7 @@
 """A local HTTP server that speaks the subset of the OpenAI REST API the kit uses, backed by an `Engine`.
 
 Routes live under `/v1` (models, files, fine-tuning jobs with events and checkpoints, chat completions, batches);
+the Azure OpenAI, Together, Fireworks and Anthropic dialects are mounted beside them (kit/sim/dialects/);
 `GET /slkit/stats` reports request statistics. Objects and errors are shaped like OpenAI's so the official SDK
 parses them. Every API request passes one gate first (`SimApp`): request id, api key, fault injection and
 statistics — so a faulted request never reaches a route and never changes stored state.
@@ -38,6 +39,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Message as AsgiMessage
 from starlette.types import Receive, Scope, Send
 
+from kit.sim.dialects import DIALECT_PREFIXES, dialect_routes
 from kit.sim.engine import ChatRequest, Engine, EngineError, ModelInfo
 from kit.sim.faults import FaultConfig, FaultDecision, FaultInjector, FaultKind
 from kit.sim.jobs import (
@@ -819,7 +821,7 @@ class SimApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
-        elif str(scope.get("path", "")).startswith(API_PREFIX + "/"):
+        elif str(scope.get("path", "")).startswith((API_PREFIX + "/", *DIALECT_PREFIXES)):
             await self._gate(scope, receive, send)
         else:
             await self._forward(scope, receive, send, {"x-request-id": new_id("req_")}, counted=False)
@@ -909,7 +911,7 @@ def create_app(engine: Engine, store: Store, *, faults: FaultConfig | None = Non
                      JobRunner(engine, store, timing, injector), BatchRunner(store, timing, batch_line_handler(engine)))
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
-    app = SimApp(routes=_routes(), exception_handlers=handlers, lifespan=_lifespan(state))
+    app = SimApp(routes=_routes() + dialect_routes(), exception_handlers=handlers, lifespan=_lifespan(state))
     app.state.sim = state
     return app
 
@@ -920,8 +922,11 @@ def _uvicorn_config(app: Starlette, **options: Any) -> uvicorn.Config:
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket whose connections inherit TCP_NODELAY: without it, Nagle's algorithm meets the client's
+    delayed ACK and every response waits ~40 ms (measured: 44 ms -> 0.45 ms per request)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     return sock
 
@@ -997,4 +1002,4 @@ def serve(engine: Engine, store: Store, host: str = LOCALHOST, port: int = DEFAU
           faults: FaultConfig | None = None, timing: JobTiming | None = None, api_key: str | None = None) -> None:
     """Serve in the foreground until interrupted (Ctrl-C); used by `slkit serve`."""
     app = create_app(engine, store, faults=faults, timing=timing, api_key=api_key)
-    uvicorn.Server(_uvicorn_config(app, host=host, port=port)).run()
+    uvicorn.Server(_uvicorn_config(app)).run(sockets=[_bind(host, port)])
