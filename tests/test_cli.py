@@ -66,7 +66,8 @@ def test_corrupt_ledger_is_reported(tmp_path: Path) -> None:
 
 
 def _jobs_in_store(data: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in (data / "sim" / "server" / "jobs").glob("*.json")]
+    jobs = (json.loads(p.read_text()) for p in (data / "sim" / "server" / "jobs").glob("ftjob-*.json"))
+    return [job for job in jobs if isinstance(job, dict) and job.get("object") == "fine_tuning.job"]
 
 
 @pytest.mark.slow
