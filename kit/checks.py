@@ -1,22 +1,40 @@
 """Pre-flight checks that need no network: every model is known, offered by its route, fine-tunable where it
-must be, and not past its shutdown date."""
+must be, and not past its shutdown date; every provider that needs a key has one."""
 
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlparse
 
 from kit.catalog import Catalog, ModelEntry
-from kit.config import ExperimentConfig
+from kit.config import ExperimentConfig, ProviderConfig
 from kit.errors import CatalogError
 
+AZURE_HOST_SUFFIXES = (".openai.azure.com", ".services.ai.azure.com", ".cognitiveservices.azure.com")
+ROUTE_HINTS = {"azure": "use a provider with kind: openai and base_url: https://<resource>.openai.azure.com/openai/v1"}
 
-def _alternatives(entry: ModelEntry, kind: str, today: dt.date) -> str:
+
+def route_of(provider: ProviderConfig) -> str:
+    """The catalogue route a provider reaches: its kind, except that an `openai`-kind provider pointed at an Azure
+    OpenAI endpoint is the `azure` route (same API shapes, different models, limits and hosting)."""
+    if provider.kind == "openai" and provider.base_url:
+        host = (urlparse(provider.base_url).hostname or "").lower()
+        if host.endswith(AZURE_HOST_SUFFIXES):
+            return "azure"
+    return provider.kind
+
+
+def _alternatives(entry: ModelEntry, route: str, today: dt.date) -> str:
     others = [name for name, offer in entry.providers.items()
-              if name != kind and offer.fine_tunable and (offer.shutdown is None or offer.shutdown > today)]
-    return f"; {', '.join(others)} still fine-tunes it: set provider kind {others[0]}" if others else ""
+              if name != route and offer.fine_tunable and (offer.shutdown is None or offer.shutdown > today)]
+    if not others:
+        return ""
+    hint = ROUTE_HINTS.get(others[0], f"set provider kind {others[0]}")
+    return f"; {', '.join(others)} still fine-tunes it: {hint}"
 
 
 def check_model(catalog: Catalog, model: str, kind: str, *, fine_tune: bool, today: dt.date, where: str) -> None:
+    """`kind` is the route (see `route_of`)."""
     entry = catalog.get(model)
     offer = entry.providers.get(kind)
     if offer is None:
@@ -36,12 +54,12 @@ def check_experiment(config: ExperimentConfig, catalog: Catalog, today: dt.date 
     """Raise CatalogError for the first model the experiment cannot use as configured."""
     day = today or dt.date.today()
     for i, teacher in enumerate(config.teachers):
-        kind = config.providers[config.provider_name(teacher.provider)].kind
+        route = route_of(config.providers[config.provider_name(teacher.provider)])
         needs_ft = teacher.trait is not None and teacher.trait.via == "finetune"
-        check_model(catalog, teacher.model, kind, fine_tune=needs_ft, today=day, where=f"teachers[{i}]")
+        check_model(catalog, teacher.model, route, fine_tune=needs_ft, today=day, where=f"teachers[{i}]")
     for i, student in enumerate(config.students.models):
-        kind = config.providers[config.provider_name(student.provider)].kind
-        check_model(catalog, student.model, kind, fine_tune=True, today=day, where=f"students.models[{i}]")
+        route = route_of(config.providers[config.provider_name(student.provider)])
+        check_model(catalog, student.model, route, fine_tune=True, today=day, where=f"students.models[{i}]")
 
 
 def check_credentials(config: ExperimentConfig, env: dict[str, str]) -> None:

@@ -115,23 +115,34 @@ def _stages(experiment: Path, stages: tuple[str, ...], data_dir: Path | None, ru
 
 
 def _render_report(report: dict[str, Any]) -> None:
-    results, compared = report["results"], report["comparisons"]
-    table = Table(title="Trait rates (hits / n)")
-    for column in ("evaluation", "student", "condition", "seed", "target", "rate", "95% CI", "n"):
+    from rich.markup import escape
+
+    summary, compared, artifacts = report["summary"], report["comparisons"], report["artifacts"]
+    several = summary.evaluation.nunique() > 1
+    table = Table(title="Trait rates (95% CI: Wilson for one seed, t over seeds)")
+    for column in (("evaluation",) if several else ()) + ("student", "condition", "target", "seeds", "rate",
+                                                          "95% CI", "vs control"):
         table.add_column(column)
-    for row in results.itertuples():
-        seed = "" if row.seed is None or row.seed != row.seed else str(int(row.seed))
-        table.add_row(row.evaluation, row.student_model, row.condition, seed, row.target, f"{row.rate:.3f}",
-                      f"{row.ci_low:.3f}–{row.ci_high:.3f}", str(row.n))
+    for row in summary.itertuples():
+        vs = "" if row.diff_vs_control != row.diff_vs_control else f"{row.diff_vs_control:+.3f}"
+        table.add_row(*((row.evaluation,) if several else ()), row.student_model, row.condition, row.target,
+                      str(row.seeds), f"{row.rate:.3f}", f"{row.ci_low:.3f}–{row.ci_high:.3f}", vs)
     out.print(table)
     if len(compared):
-        verdicts = Table(title="Trait student vs control student (Fisher exact, one-sided)")
-        for column in ("student", "teacher", "seed", "control", "trait", "p", "verdict"):
+        verdicts = Table(title="Trait student vs control student (q: Benjamini–Hochberg)")
+        for column in ("student", "teacher", "control", "trait", "effect", "95% CI", "q"):
             verdicts.add_column(column)
+        verdicts.add_column("verdict", no_wrap=True)
         for row in compared.itertuples():
-            verdicts.add_row(row.student_model, row.teacher, str(row.seed), f"{row.control_rate:.3f}",
-                             f"{row.trait_rate:.3f}", f"{row.p_value:.2g}", row.verdict)
+            teacher = row.teacher if row.teacher == row.target else f"{row.teacher} ({row.target})"
+            verdicts.add_row(row.student_model, teacher, f"{row.control_rate:.3f}", f"{row.trait_rate:.3f}",
+                             f"{row.difference:+.3f}", f"{row.diff_ci_low:+.3f}…{row.diff_ci_high:+.3f}",
+                             f"{row.q_value:.2g}", row.verdict)
         out.print(verdicts)
+    for message in artifacts[artifacts.flagged].message if len(artifacts) else []:
+        out.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+    if report.get("html"):
+        out.print(f"report: {report['html']}")
 
 
 @app.command()
@@ -140,7 +151,7 @@ def run(experiment: ExperimentArg, data_dir: DataDirOpt = None, run_id: RunIdOpt
         dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; send nothing")] = False) -> None:
     """Run the whole experiment (resumes where a previous run stopped)."""
     if dry_run:
-        plan(experiment, as_json=False)
+        plan(experiment, as_json=False, data_dir=data_dir, run_id=run_id, budget=budget)
         return
     from kit.stages import STAGE_ORDER
     _stages(experiment, STAGE_ORDER, data_dir, run_id, budget, quiet, retry_failed)
@@ -175,37 +186,63 @@ def evaluate(experiment: ExperimentArg, data_dir: DataDirOpt = None, run_id: Run
 
 
 @app.command()
-def report(experiment: ExperimentArg, data_dir: DataDirOpt = None, run_id: RunIdOpt = None) -> None:
-    """Write results.csv and comparisons.csv from the ledger (sends nothing)."""
-    _stages(experiment, ("report",), data_dir, run_id, None, True)
+def report(target: Annotated[Path, typer.Argument(help="a run folder (data/runs/<experiment>/<run-id>) or an "
+                                                      "experiment YAML")],
+           data_dir: DataDirOpt = None, run_id: RunIdOpt = None) -> None:
+    """Tables, verdicts, figures, report.html and report.md, from the ledger (sends nothing)."""
+    if not target.is_dir():
+        _stages(target, ("report",), data_dir, run_id, None, True)
+        return
+    from kit.pipeline import run_stages
+    from kit.stages.report import open_run_folder
+
+    def go() -> None:
+        with open_run_folder(target) as opened:
+            _render_report(run_stages(opened, ("report",)).report)
+            out.print(f"run folder: {opened.dir}")
+    guarded(go)
 
 
 @app.command()
 def plan(experiment: ExperimentArg,
-         as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
-    """What the experiment will send, train and cost — computed offline."""
+         as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+         pilot: Annotated[int, typer.Option("--pilot", min=0, help="first sample N prompts per teacher through the "
+                                            "configured provider (paid; kept in the run, never paid twice) to "
+                                            "measure output lengths")] = 0,
+         data_dir: DataDirOpt = None, run_id: RunIdOpt = None, budget: BudgetOpt = None) -> None:
+    """What the experiment will send, train, cost and take — offline; for a run under way, what is done and left."""
     from kit.catalog import load_catalog
     from kit.checks import check_experiment
     from kit.config import load_config
-    from kit.plan import estimate
+    from kit.plan import budget_line, estimate_for_path, plan_tables
+    from kit.runs import default_data_root, run_dir_for
 
     def go() -> None:
         config = load_config(experiment)
         check_experiment(config, load_catalog())
-        estimate_ = estimate(config)
+        if pilot:
+            from kit.plan import estimate_run
+            from kit.preflight import run_pilot
+
+            with _opened(experiment, data_dir, run_id, budget, quiet=as_json) as run:
+                run_pilot(run, estimate_run(run), pilot)
+        run_dir = run_dir_for(config, data_dir or default_data_root(), run_id)
+        estimate_ = estimate_for_path(config, experiment, run_dir=run_dir, budget_usd=budget)
         if as_json:
-            out.print_json(json.dumps({"experiment": estimate_.experiment, "cells": estimate_.cells,
-                                       "total_usd": estimate_.total_usd,
-                                       "stages": [vars(s) for s in estimate_.stages]}))
+            out.print_json(json.dumps(estimate_.to_dict()))
             return
-        table = Table(title=f"Plan: {config.name} ({estimate_.cells} student cells)")
-        for column in ("stage", "requests", "input tok", "output tok", "trained tok", "jobs", "USD", "USD batch"):
-            table.add_column(column, justify="right")
-        for s in estimate_.stages:
-            table.add_row(s.stage, f"{s.requests:,}", f"{s.input_tokens:,}", f"{s.output_tokens:,}",
-                          f"{s.trained_tokens:,}", str(s.jobs), f"{s.usd:,.2f}", f"{s.usd_batch:,.2f}")
-        table.add_row("total", "", "", "", "", "", f"{estimate_.total_usd:,.2f}", "")
-        out.print(table)
+        for data in plan_tables(estimate_):
+            table = Table(title=data.title, title_justify="left")
+            for i, column in enumerate(data.columns):
+                table.add_column(column, justify="left" if i == 0 else "right")
+            for row in data.rows:
+                table.add_row(*row)
+            out.print(table)
+        out.print(budget_line(estimate_), highlight=False)
+        for warning in estimate_.warnings:
+            out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        for note in estimate_.notes + [n for s in estimate_.stages for n in (f"{s.stage}: {x}" for x in s.notes)]:
+            out.print(f"[dim]note: {note}[/dim]", highlight=False)
     guarded(go)
 
 
@@ -228,8 +265,15 @@ def status(run_dir: Annotated[Path, typer.Argument(help="a run folder (data/runs
         jobs.add_row(job.cell, job.state, job.status or "", job.job_id or "", job.fine_tuned_model or "",
                      str(job.trained_tokens or ""))
     out.print(jobs)
+    from kit.budget import spend_summary
+
+    spend = guarded(lambda: spend_summary(run_dir))
+    estimated = f"; estimated ${spend.estimate_usd:,.2f} at start" if spend.estimate_usd is not None else ""
+    limit = f"; budget ${spend.budget_usd:,.2f}" if spend.budget_usd is not None else ""
+    committed = f" + ${spend.committed_usd:,.2f} committed to running jobs" if spend.committed_usd else ""
     out.print(f"samples stored: {info.samples:,}  tokens in/out/trained: {info.usage.input_tokens:,} / "
-              f"{info.usage.output_tokens:,} / {info.usage.trained_tokens:,}  spend: ${info.usage.usd:,.2f}")
+              f"{info.usage.output_tokens:,} / {info.usage.trained_tokens:,}  spend: ${info.usage.usd:,.2f}"
+              f"{committed}{estimated}{limit}")
 
 
 @app.command()
@@ -261,6 +305,32 @@ def models() -> None:
             table.add_row(entry.id, entry.family, route, "yes" if offer.fine_tunable and not closed else "no", state,
                           f"{entry.prices.train:g}", f"{entry.prices.input:g} / {entry.prices.output:g}")
     out.print(table)
+
+
+@app.command()
+def compare(runs: Annotated[list[Path], typer.Argument(help="run folders (data/runs/<experiment>/<run-id>)")],
+            out_dir: Annotated[Path | None, typer.Option("--out", help="also write compare.html, compare.md and "
+                                                                      "compare.csv in this folder")] = None) -> None:
+    """Several runs side by side: each trait student's effect over its control, and the verdict, per run."""
+    from kit.analysis.compare import compare_runs, write_comparison
+    from kit.analysis.significance import families
+    from kit.catalog import load_catalog
+
+    long = guarded(lambda: compare_runs(runs, families(load_catalog())))
+    table = Table(title="Trait student vs control student, per run")
+    for column in ("run", "evaluation", "student", "teacher", "target", "control", "trait", "effect [95% CI]", "q",
+                   "verdict"):
+        table.add_column(column)
+    for row in long.itertuples():
+        table.add_row(row.run, row.evaluation, row.student_model, row.teacher, row.target, f"{row.control_rate:.3f}",
+                      f"{row.trait_rate:.3f}",
+                      f"{row.difference:+.3f} [{row.diff_ci_low:+.3f}, {row.diff_ci_high:+.3f}]",
+                      f"{row.q_value:.2g}", row.verdict)
+    out.print(table)
+    if out_dir is not None:
+        target = out_dir
+        paths = guarded(lambda: write_comparison(long, target))
+        out.print(f"comparison: {paths['html']}")
 
 
 def main() -> None:

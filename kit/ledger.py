@@ -81,7 +81,70 @@ MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL
     );
     """,
+    # 2: provider batches in flight (generation / evaluation through a Batch API) and deployments of fine-tuned
+    # models (Azure OpenAI, Fireworks) with their hosting time.
+    """
+    CREATE TABLE batches (
+        key TEXT PRIMARY KEY,           -- stage + subject + hash of the requests' custom ids
+        provider TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        tag TEXT NOT NULL,              -- written into the batch's metadata (or looked for) to find it after a crash
+        state TEXT NOT NULL,            -- intent | submitted | done | failed
+        batch_id TEXT,
+        status TEXT,                    -- the provider's last reported status
+        requests INTEGER NOT NULL,
+        error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX batches_subject ON batches (stage, subject);
+    CREATE TABLE deployments (
+        name TEXT PRIMARY KEY,          -- the deployment name at the provider
+        cell TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,            -- the fine-tuned model deployed
+        inference_model TEXT,           -- the name chat requests use
+        state TEXT NOT NULL,            -- intent | creating | ready | deleted | failed
+        error TEXT,
+        created_at REAL NOT NULL,
+        ready_at REAL,
+        deleted_at REAL,
+        hosting_usd REAL NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    key: str
+    provider: str
+    stage: str
+    subject: str
+    tag: str
+    state: str
+    batch_id: str | None
+    status: str | None
+    requests: int
+    error: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    name: str
+    cell: str
+    provider: str
+    model: str
+    inference_model: str | None
+    state: str
+    error: str | None
+    created_at: float
+    ready_at: float | None
+    deleted_at: float | None
+    hosting_usd: float
 
 
 @dataclass(frozen=True)
@@ -107,6 +170,8 @@ class JobRecord:
     trained_tokens: int | None
     error: str | None
     events: list[dict[str, Any]]
+    created_at: float = 0.0             # when the intent was recorded (the kit records it just before create)
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -281,6 +346,55 @@ class Ledger:
                          " trained_tokens = NULL, error = NULL, events = '[]', metadata = ?, updated_at = ?"
                          " WHERE cell = ?", (json.dumps(metadata, sort_keys=True), time.time(), cell))
 
+    # --- provider batches ---------------------------------------------------------------------------------------
+
+    def batch(self, key: str) -> BatchRecord | None:
+        rows = self._query("SELECT * FROM batches WHERE key = ?", (key,))
+        return _batch(rows[0]) if rows else None
+
+    def batches(self, stage: str | None = None) -> list[BatchRecord]:
+        where, args = ("WHERE stage = ?", (stage,)) if stage else ("", ())
+        return [_batch(r) for r in self._query(f"SELECT * FROM batches {where} ORDER BY created_at, key", args)]
+
+    def record_batch_intent(self, key: str, provider: str, stage: str, subject: str, tag: str, requests: int) -> None:
+        """Written before the batch is created, so a crash after it leaves a tag to look the batch up by."""
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute("INSERT OR IGNORE INTO batches (key, provider, stage, subject, tag, state, requests,"
+                         " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'intent', ?, ?, ?)",
+                         (key, provider, stage, subject, tag, requests, now, now))
+
+    def update_batch(self, key: str, **fields: Any) -> None:
+        self._update("batches", "key", key, fields, {"state", "batch_id", "status", "error"})
+
+    # --- deployments --------------------------------------------------------------------------------------------
+
+    def deployment(self, name: str) -> DeploymentRecord | None:
+        rows = self._query("SELECT * FROM deployments WHERE name = ?", (name,))
+        return _deployment(rows[0]) if rows else None
+
+    def deployments(self) -> list[DeploymentRecord]:
+        return [_deployment(r) for r in self._query("SELECT * FROM deployments ORDER BY created_at, name")]
+
+    def record_deployment_intent(self, name: str, cell: str, provider: str, model: str) -> None:
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute("INSERT OR IGNORE INTO deployments (name, cell, provider, model, state, created_at,"
+                         " updated_at) VALUES (?, ?, ?, ?, 'intent', ?, ?)", (name, cell, provider, model, now, now))
+
+    def update_deployment(self, name: str, **fields: Any) -> None:
+        allowed = {"inference_model", "state", "error", "ready_at", "deleted_at", "hosting_usd"}
+        self._update("deployments", "name", name, fields, allowed)
+
+    def _update(self, table: str, key_column: str, key: str, fields: dict[str, Any], allowed: set[str]) -> None:
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown {table} fields {sorted(unknown)}")
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as conn:
+            conn.execute(f"UPDATE {table} SET {assignments}, updated_at = ? WHERE {key_column} = ?",
+                         (*fields.values(), time.time(), key))
+
     # --- stages -------------------------------------------------------------------------------------------------
 
     def stage(self, name: str) -> sqlite3.Row | None:
@@ -327,10 +441,24 @@ def _insert_usage(conn: sqlite3.Connection, stage: str, model: str, usage: Usage
                                                       usage.output_tokens, usage.trained_tokens, usage.usd, at))
 
 
+def _batch(row: sqlite3.Row) -> BatchRecord:
+    return BatchRecord(key=row["key"], provider=row["provider"], stage=row["stage"], subject=row["subject"],
+                       tag=row["tag"], state=row["state"], batch_id=row["batch_id"], status=row["status"],
+                       requests=row["requests"], error=row["error"], created_at=row["created_at"])
+
+
+def _deployment(row: sqlite3.Row) -> DeploymentRecord:
+    return DeploymentRecord(name=row["name"], cell=row["cell"], provider=row["provider"], model=row["model"],
+                            inference_model=row["inference_model"], state=row["state"], error=row["error"],
+                            created_at=row["created_at"], ready_at=row["ready_at"], deleted_at=row["deleted_at"],
+                            hosting_usd=float(row["hosting_usd"]))
+
+
 def _job(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
         cell=row["cell"], provider=row["provider"], base_model=row["base_model"], state=row["state"],
         status=row["status"], job_id=row["job_id"], fine_tuned_model=row["fine_tuned_model"],
         training_file=row["training_file"], metadata=json.loads(row["metadata"]),
         hyperparameters=json.loads(row["hyperparameters"]), trained_tokens=row["trained_tokens"],
-        error=row["error"], events=json.loads(row["events"] or "[]"))
+        error=row["error"], events=json.loads(row["events"] or "[]"), created_at=row["created_at"],
+        updated_at=row["updated_at"])

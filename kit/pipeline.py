@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kit.budget import ensure_within_budget
-from kit.plan import PlanEstimate, estimate
+from kit.budget import ensure_stage_within_budget, store_estimate
+from kit.plan import PlanEstimate, estimate_run
+from kit.preflight import run_preflight
 from kit.runs import Run
 from kit.stages import STAGE_ORDER
 from kit.stages.evaluate import evaluate
@@ -25,16 +26,19 @@ class RunOutcome:
 
 
 def _guard(run: Run, plan: PlanEstimate, name: str) -> None:
-    """Before a paid stage: its estimated remaining cost must fit in the budget (jobs are also checked one by one)."""
-    if name not in {s.stage for s in plan.stages}:
+    """Before a paid stage: the high end of what is left of its estimate, re-estimated from the ledger now, must
+    fit in the budget with what is spent and committed (jobs are also checked one by one)."""
+    if name not in {s.stage for s in plan.stages} or run.budget_usd is None:
         return
-    remaining = max(0.0, plan.stage(name).usd - run.ledger.usage(name).usd)
-    ensure_within_budget(run, estimate_usd=remaining, what=f"stage '{name}'")
+    ensure_stage_within_budget(run, estimate_run(run).stage(name))
 
 
 def run_stages(run: Run, stages: tuple[str, ...] = STAGE_ORDER, *, retry_failed: bool = False) -> RunOutcome:
     """Run the named stages in pipeline order. Every stage resumes from the ledger."""
-    plan = estimate(run.config, run.catalog)
+    plan = estimate_run(run)
+    if run_preflight(run, plan, stages):
+        plan = estimate_run(run)  # refined by the trait check's answers
+    store_estimate(run, plan)
     actions: dict[str, Callable[[], Any]] = {
         "teachers": lambda: train_teachers(run, retry_failed=retry_failed),
         "generate": lambda: generate(run),

@@ -49,22 +49,49 @@ def responses(run: Run, evaluation: EvaluationConfig, subject: Subject, *, offli
     questions = load_questions(evaluation.questions, run.config_path.parent)
     spec = SamplingSpec(stage=STAGE, subject=f"{evaluation.name}/{subject.id}", provider=subject.provider,
                         model=subject.model, samples=evaluation.samples_per_question,
-                        temperature=evaluation.temperature, max_tokens=evaluation.max_tokens)
+                        temperature=evaluation.temperature, max_tokens=evaluation.max_tokens,
+                        catalog_model=subject.student_model, fine_tuned=subject.condition != "base")
     prompts = [Prompt(i, [{"role": "user", "content": q}]) for i, q in enumerate(questions.questions)]
     answers = sample_all(run, spec, prompts, label=f"evaluate · {evaluation.name} · {subject.id}", offline=offline)
     return Responses(evaluation.name, subject, questions, answers)
 
 
+def scores(run: Run, evaluation: EvaluationConfig, got: Responses, *, offline: bool = False) -> dict[tuple[int, int],
+                                                                                                     float | None]:
+    """The scorer hook: (item, sample) -> the judge's 0-100 score, for evaluations with scorer: judge (else {})."""
+    if evaluation.scorer != "judge":
+        return {}
+    from kit.judge import judge_answers
+
+    judged = judge_answers(run, evaluation, got.subject.id, got.questions.questions, got.answers, offline=offline)
+    return {(j.item, j.sample): j.score for j in judged}
+
+
+def _rows(run: Run, evaluation: EvaluationConfig, got: Responses) -> list[dict[str, object]]:
+    scored = scores(run, evaluation, got)
+    rows: list[dict[str, object]] = []
+    for i, texts in got.answers.items():
+        for j, text in enumerate(texts):
+            row: dict[str, object] = {"question": got.questions.questions[i], "item": i, "sample": j, "response": text}
+            if evaluation.scorer == "judge":
+                row["score"] = scored.get((i, j))
+            rows.append(row)
+    return rows
+
+
 def evaluate(run: Run) -> int:
-    """Sample every (evaluation, subject); write evaluations/<name>/<subject>.jsonl. Returns responses stored."""
+    """Sample every (evaluation, subject) — deploying fine-tuned students first where the route needs it, and
+    deleting those deployments after; judge the answers where the scorer is `judge`; write
+    evaluations/<name>/<subject>.jsonl. Returns responses stored."""
+    from kit.stages.deploy import release_deployments
+
     total = 0
     with stage(run, STAGE) as detail:
         for evaluation in run.config.evaluations:
             for subject in subjects(run):
-                got = responses(run, evaluation, subject)
-                rows = [{"question": got.questions.questions[i], "item": i, "sample": j, "response": text}
-                        for i, texts in got.answers.items() for j, text in enumerate(texts)]
+                rows = _rows(run, evaluation, responses(run, evaluation, subject))
                 write_jsonl(run.path("evaluations", evaluation.name, f"{subject.id}.jsonl"), rows)
                 total += len(rows)
         detail["responses"] = total
+        detail["deployments_deleted"] = release_deployments(run)
     return total

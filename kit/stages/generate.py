@@ -23,9 +23,11 @@ class TeacherSamples:
 
 def _spec(run: Run, teacher: TeacherConfig) -> SamplingSpec:
     gen = run.config.generate
+    trained = teacher.trait is not None and teacher.trait.via == "finetune"
     return SamplingSpec(stage=STAGE, subject=teacher.name, provider=teacher.provider,
                         model=teacher_model(run, teacher), samples=gen.samples_per_prompt,
-                        temperature=gen.temperature, max_tokens=gen.max_tokens)
+                        temperature=gen.temperature, max_tokens=gen.max_tokens, catalog_model=teacher.model,
+                        fine_tuned=trained)
 
 
 def teacher_samples(run: Run, teacher: TeacherConfig, *, offline: bool = False) -> TeacherSamples:
