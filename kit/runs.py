@@ -24,7 +24,7 @@ from kit import __version__
 from kit.catalog import Catalog, load_catalog
 from kit.config import ExperimentConfig
 from kit.errors import LedgerError
-from kit.fileio import write_atomic, write_jsonl
+from kit.fileio import write_atomic
 from kit.ledger import Ledger
 from kit.progress import NullProgress, Progress
 from kit.providers import open_provider

@@ -6,7 +6,6 @@ A reduced quickstart (fixed seeds) through the real local server: a prompted owl
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -7,7 +7,7 @@ import base64
 import html
 import re
 
-from kit.analysis.document import Block, Bullets, Code, Document, FigureBlock, Heading, Paragraph, Table, table_cells
+from kit.analysis.document import Block, Bullets, Document, FigureBlock, Heading, Paragraph, Table, table_cells
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330; margin: 0;
