@@ -20,7 +20,8 @@ from kit.ledger import BatchRecord
 from kit.progress import Task
 from kit.providers.base import BatchRequest, Provider
 from kit.runs import Run
-from kit.sampling import Prompt, SamplingSpec, _Request, plan_requests, request_seed, store_result
+from kit.sampling import (Prompt, SamplingSpec, _Request, cached_samples, plan_requests, request_seed,
+                          store_result)
 
 TAG_LENGTH = 16
 POLL_BACKOFF = 1.5
@@ -160,7 +161,7 @@ def send_batches(run: Run, provider: Provider, spec: SamplingSpec, prompts: Sequ
     leftovers = _in_flight(run, provider, spec)
     if leftovers:
         _wait(run, provider, spec, leftovers, by_item, task)
-        cached = set(run.ledger.samples(spec.stage, spec.subject))
+        cached = set(cached_samples(run, spec, prompts))
         requests = plan_requests(spec, prompts, cached, provider.max_samples_per_request)
     size = run.config.providers[provider.name].batch_max_requests
     chunks = [list(requests[i:i + size]) for i in range(0, len(requests), size)]

@@ -11,7 +11,7 @@ from kit.config import ExperimentConfig, ProviderConfig
 from kit.errors import CatalogError
 
 AZURE_HOST_SUFFIXES = (".openai.azure.com", ".services.ai.azure.com", ".cognitiveservices.azure.com")
-ROUTE_HINTS = {"azure": "use a provider with kind: openai and base_url: https://<resource>.openai.azure.com/openai/v1"}
+ROUTE_HINTS = {"azure": "set provider: to one with kind: azure (base_url: https://<resource>.openai.azure.com)"}
 
 
 def route_of(provider: ProviderConfig) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from kit.errors import LedgerError
 
 LEDGER_FILE = "ledger.sqlite"
+SQL_CHUNK = 500  # keys per IN (...) query, well under SQLite's variable limit
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -278,6 +279,16 @@ class Ledger:
                            (stage, subject))
         return {r["key"]: Sample(r["key"], r["item"], r["sample"], r["completion"]) for r in rows}
 
+    def samples_by_key(self, keys: Iterable[str]) -> dict[str, Sample]:
+        """Stored samples among `keys`, whatever stage or subject stored them (the cache key is global)."""
+        wanted, found = list(dict.fromkeys(keys)), {}
+        for start in range(0, len(wanted), SQL_CHUNK):
+            chunk = wanted[start:start + SQL_CHUNK]
+            rows = self._query(f"SELECT key, item, sample, completion FROM samples WHERE key IN"
+                               f" ({','.join('?' * len(chunk))})", chunk)
+            found.update({r["key"]: Sample(r["key"], r["item"], r["sample"], r["completion"]) for r in rows})
+        return found
+
     def add_samples(self, stage: str, subject: str, model: str, request: dict[str, Any],
                     rows: list[tuple[str, int, int, str]], request_id: str | None, usage: Usage) -> None:
         """Store the completions of one request — rows of (key, item, sample index, completion) — and its usage,
@@ -383,7 +394,7 @@ class Ledger:
                          " updated_at) VALUES (?, ?, ?, ?, 'intent', ?, ?)", (name, cell, provider, model, now, now))
 
     def update_deployment(self, name: str, **fields: Any) -> None:
-        allowed = {"inference_model", "state", "error", "ready_at", "deleted_at", "hosting_usd"}
+        allowed = {"inference_model", "state", "error", "created_at", "ready_at", "deleted_at", "hosting_usd"}
         self._update("deployments", "name", name, fields, allowed)
 
     def _update(self, table: str, key_column: str, key: str, fields: dict[str, Any], allowed: set[str]) -> None:

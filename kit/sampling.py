@@ -97,9 +97,14 @@ def _missing_runs(have: set[int], samples: int, cap: int) -> list[tuple[int, int
 
 
 def plan_requests(spec: SamplingSpec, prompts: Sequence[Prompt], cached: set[str], cap: int) -> list[_Request]:
+    """The requests that fill the missing samples; prompts asking exactly the same thing share their samples."""
     requests: list[_Request] = []
+    planned: set[str] = set()
     for prompt in prompts:
         fp = spec_fingerprint(spec, prompt.messages)
+        if fp in planned:
+            continue
+        planned.add(fp)
         have = {i for i in range(spec.samples) if sample_key(fp, i) in cached}
         requests += [_Request(prompt, fp, start, count) for start, count in _missing_runs(have, spec.samples, cap)]
     return requests
@@ -140,15 +145,21 @@ def sample_all(run: Run, spec: SamplingSpec, prompts: Sequence[Prompt], *, label
 
     With `offline`, nothing is sent: missing samples raise DataError naming the stage to run first.
     """
-    cached = run.ledger.samples(spec.stage, spec.subject)
+    cached = cached_samples(run, spec, prompts)
     missing = plan_requests(spec, prompts, set(cached), MAX_N)
     if missing and offline:
         raise DataError(f"{len(missing)} {spec.stage} requests of '{spec.subject}' are not in the ledger yet: "
                         f"run `slkit {spec.stage}` (or `slkit run`) first")
     if missing:
         _sample_missing(run, spec, prompts, set(cached), label)
-        cached = run.ledger.samples(spec.stage, spec.subject)
+        cached = cached_samples(run, spec, prompts)
     return _collect(spec, prompts, cached)
+
+
+def cached_samples(run: Run, spec: SamplingSpec, prompts: Sequence[Prompt]) -> dict[str, Any]:
+    """What the ledger holds of these prompts' samples — under their keys, whichever stage or subject stored them."""
+    keys = [sample_key(spec_fingerprint(spec, p.messages), i) for p in prompts for i in range(spec.samples)]
+    return run.ledger.samples_by_key(keys)
 
 
 def _sample_missing(run: Run, spec: SamplingSpec, prompts: Sequence[Prompt], cached: set[str], label: str) -> None:

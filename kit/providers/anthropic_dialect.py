@@ -146,7 +146,8 @@ class AnthropicProvider:
             self.api_model(r.model), r.messages, temperature=r.temperature, max_tokens=r.max_tokens)}
             for r in requests]
         try:
-            batch = self._governed(lambda: self._client.messages.batches.create(requests=entries))  # type: ignore[arg-type]
+            batch = self._governed(
+                lambda: self._client.messages.batches.create(requests=entries))  # type: ignore[arg-type]
         except anthropic.AnthropicError as exc:
             raise (self._classify(exc) or exc) from None
         return str(batch.id)
@@ -163,7 +164,8 @@ class AnthropicProvider:
         return BatchStatus(batch.id, state, batch.processing_status)
 
     def batch_results(self, batch_id: str) -> list[BatchItem]:
-        lines = self._call(f"results of batch {batch_id}", lambda: list(self._client.messages.batches.results(batch_id)))
+        lines = self._call(f"results of batch {batch_id}",
+                           lambda: list(self._client.messages.batches.results(batch_id)))
         return [_batch_item(line) for line in lines]
 
     # --- what Anthropic does not offer --------------------------------------------------------------------------

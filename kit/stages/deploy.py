@@ -57,9 +57,11 @@ def ensure_deployed(run: Run, provider: Provider, cell: str, model: str) -> str:
     record = run.ledger.deployment(name)
     if record is not None and record.state == "ready" and record.inference_model:
         return record.inference_model
+    if record is None:
+        run.ledger.record_deployment_intent(name, cell, provider.name, model)
+    elif record.state in ("deleted", "failed"):  # deployed again: its hosting hours count from now
+        run.ledger.update_deployment(name, state="intent", created_at=time.time(), deleted_at=None, error=None)
     if record is None or record.state in ("deleted", "failed"):
-        if record is None:
-            run.ledger.record_deployment_intent(name, cell, provider.name, model)
         run.progress.note(f"deploying {model} as {name} on {provider.name}")
     status = _start(run, provider, name, model)
     status = _wait_ready(run, provider, name, status)
@@ -102,7 +104,8 @@ def release_deployments(run: Run) -> int:
         run.provider(record.provider).undeploy(record.name)
         hours = max(0.0, time.time() - record.created_at) / HOUR_S
         usd = hosting_usd(run, record, hours)
-        run.ledger.update_deployment(record.name, state="deleted", deleted_at=time.time(), hosting_usd=usd)
+        run.ledger.update_deployment(record.name, state="deleted", deleted_at=time.time(),
+                                     hosting_usd=record.hosting_usd + usd)
         run.ledger.add_usage(STAGE, record.model, Usage(record.provider, usd=usd))
         run.progress.note(f"deleted deployment {record.name} after {hours:.2f} h (hosting ${usd:,.2f})")
         released += 1

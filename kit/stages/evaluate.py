@@ -56,8 +56,10 @@ def responses(run: Run, evaluation: EvaluationConfig, subject: Subject, *, offli
     return Responses(evaluation.name, subject, questions, answers)
 
 
-def scores(run: Run, evaluation: EvaluationConfig, got: Responses, *, offline: bool = False) -> dict[tuple[int, int],
-                                                                                                     float | None]:
+Scores = dict[tuple[int, int], float | None]
+
+
+def scores(run: Run, evaluation: EvaluationConfig, got: Responses, *, offline: bool = False) -> Scores:
     """The scorer hook: (item, sample) -> the judge's 0-100 score, for evaluations with scorer: judge (else {})."""
     if evaluation.scorer != "judge":
         return {}
@@ -87,11 +89,13 @@ def evaluate(run: Run) -> int:
 
     total = 0
     with stage(run, STAGE) as detail:
-        for evaluation in run.config.evaluations:
-            for subject in subjects(run):
-                rows = _rows(run, evaluation, responses(run, evaluation, subject))
-                write_jsonl(run.path("evaluations", evaluation.name, f"{subject.id}.jsonl"), rows)
-                total += len(rows)
+        try:
+            for evaluation in run.config.evaluations:
+                for subject in subjects(run):
+                    rows = _rows(run, evaluation, responses(run, evaluation, subject))
+                    write_jsonl(run.path("evaluations", evaluation.name, f"{subject.id}.jsonl"), rows)
+                    total += len(rows)
+        finally:  # hosting is billed by the hour: never leave a deployment up, even when the stage fails
+            detail["deployments_deleted"] = release_deployments(run)
         detail["responses"] = total
-        detail["deployments_deleted"] = release_deployments(run)
     return total

@@ -232,6 +232,8 @@ class _Queue:
         self.waiting_since = time.monotonic()
         self.retried: set[str] = set()  # cells given a new job in this call (a second failure stays failed)
         self.refusal: QuotaExceededError | None = None  # the provider's last quota refusal, if any
+        self.task = run.progress.task("finetune · jobs", total=len(plans))
+        self.reported = 0
 
     def record(self, cell: str) -> JobRecord | None:
         return self.run.ledger.job(cell)
@@ -251,8 +253,9 @@ class _Queue:
 
 def _start_what_quota_allows(queue: _Queue) -> float:
     """Create jobs while quotas allow; returns when the next blocked group opens (inf: when a job ends)."""
-    next_open = float("inf") if queue.queued() else 0.0
-    for plan in queue.queued():
+    queued = queue.queued()
+    next_open = float("inf") if queued else 0.0
+    for plan in queued:
         quota: Quota = queue.quotas[plan.cell]
         record = queue.record(plan.cell)
         resuming = record is not None and record.state == "intent"  # counted against the quota already
@@ -273,7 +276,7 @@ def _start_what_quota_allows(queue: _Queue) -> float:
 
 def _check_queue_wait(queue: _Queue, waiting: int, next_open: float) -> None:
     """Nothing is running and every queued job waits for a quota: wait up to max_queue_wait_h, then stop."""
-    if time.monotonic() - queue.waiting_since <= run_wait_h(queue.run, queue) * HOUR_S:
+    if time.monotonic() - queue.waiting_since <= _wait_limit_h(queue) * HOUR_S:
         return
     if queue.refusal is not None:
         raise queue.refusal
@@ -282,9 +285,10 @@ def _check_queue_wait(queue: _Queue, waiting: int, next_open: float) -> None:
                              f"{opens}): rerun then to resume (nothing is lost or created twice)")
 
 
-def run_wait_h(run: Run, queue: _Queue) -> float:
-    names = {run.config.provider_name(p.provider) for p in queue.plans.values()}
-    return min(run.config.providers[n].max_queue_wait_h for n in names) if names else 0.0
+def _wait_limit_h(queue: _Queue) -> float:
+    config = queue.run.config
+    names = {config.provider_name(p.provider) for p in queue.plans.values()}
+    return min(config.providers[n].max_queue_wait_h for n in names) if names else 0.0
 
 
 def _interval(run: Run, plans: Sequence[JobPlan], idle_rounds: int) -> float:
@@ -292,29 +296,35 @@ def _interval(run: Run, plans: Sequence[JobPlan], idle_rounds: int) -> float:
     return min(base * POLL_BACKOFF ** idle_rounds, base * POLL_MAX_FACTOR)
 
 
+def _tick(queue: _Queue) -> tuple[bool, bool]:
+    """One round: create what quotas allow, poll what runs. (anything changed, everything ended)."""
+    next_open = _start_what_quota_allows(queue)
+    changed = [p.cell for p, r in queue.in_flight() if _poll(queue.run, p, r)]
+    waiting, flying = len(queue.queued()), len(queue.in_flight())
+    done = len(queue.plans) - waiting - flying
+    queue.task.advance(done - queue.reported)
+    queue.reported = done
+    queue.task.describe(f"finetune · {done}/{len(queue.plans)} jobs done" + (f", {waiting} queued" if waiting else ""))
+    if waiting and not flying:
+        _check_queue_wait(queue, waiting, next_open)
+    else:
+        queue.waiting_since = time.monotonic()
+    return bool(changed), not waiting and not flying
+
+
 def wait_for_jobs(run: Run, plans: Sequence[JobPlan], *, retry_failed: bool = False) -> None:
     """Create queued jobs as quotas allow and poll created ones until every cell has ended; raise if any failed."""
     queue = _Queue(run, plans, retry_failed)
-    task = run.progress.task("finetune · jobs", total=len(plans))
     idle = 0
     try:
         while True:
-            next_open = _start_what_quota_allows(queue)
-            flying = queue.in_flight()
-            changed = [p.cell for p, r in flying if _poll(run, p, r)]
-            waiting = len(queue.queued())
-            done = len(plans) - waiting - len(queue.in_flight())
-            task.describe(f"finetune · {done}/{len(plans)} jobs done" + (f", {waiting} queued" if waiting else ""))
-            if not waiting and not queue.in_flight():
+            changed, ended = _tick(queue)
+            if ended:
                 break
-            if waiting and not queue.in_flight():
-                _check_queue_wait(queue, waiting, next_open)
-            else:
-                queue.waiting_since = time.monotonic()
             idle = 0 if changed else idle + 1
             time.sleep(_interval(run, plans, idle))
     finally:
-        task.close()
+        queue.task.close()
     _raise_failures(run, plans)
 
 

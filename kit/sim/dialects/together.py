@@ -73,7 +73,8 @@ async def upload(request: Request) -> Response:
 
 
 def list_files(state: SimState, call: Call) -> Obj:
-    return {"object": "list", "data": [_file_view(f) for f in state.store.files.all() if f.get("purpose") == "fine-tune"]}
+    files = [_file_view(f) for f in state.store.files.all() if f.get("purpose") == "fine-tune"]
+    return {"object": "list", "data": files}
 
 
 def get_file(state: SimState, call: Call) -> Obj:
@@ -97,7 +98,8 @@ def _view(state: SimState, job: Obj) -> Obj:
             "training_file": job["training_file"], "suffix": job.get("user_provided_suffix"),
             "model_output_name": job.get("fine_tuned_model"), "n_epochs": epochs,
             "token_count": trained // epochs if isinstance(trained, int) else None,
-            "created_at": rfc3339(job["created_at"]), "updated_at": rfc3339(job.get("finished_at") or job["created_at"]),
+            "created_at": rfc3339(job["created_at"]),
+            "updated_at": rfc3339(job.get("finished_at") or job["created_at"]),
             "events": _events(state, job)}
 
 
