@@ -11,7 +11,7 @@ import pytest
 from conftest import slkit, small_experiment
 from kit.errors import EXIT_USAGE
 
-SENTINEL = "sk-sentinel-ZZqv81xT0kWj4Rm2pA7"
+SENTINEL = "sentinel-key-ZZqv81xT0kWj4Rm2pA7"  # a fake key whose leaks the test hunts for
 
 
 def one_line_error(result) -> str:
