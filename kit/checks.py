@@ -55,11 +55,16 @@ def check_experiment(config: ExperimentConfig, catalog: Catalog, today: dt.date 
     day = today or dt.date.today()
     for i, teacher in enumerate(config.teachers):
         route = route_of(config.providers[config.provider_name(teacher.provider)])
-        needs_ft = teacher.trait is not None and teacher.trait.via == "finetune"
+        needs_ft = teacher.trained()
         check_model(catalog, teacher.model, route, fine_tune=needs_ft, today=day, where=f"teachers[{i}]")
     for i, student in enumerate(config.students.models):
         route = route_of(config.providers[config.provider_name(student.provider)])
         check_model(catalog, student.model, route, fine_tune=True, today=day, where=f"students.models[{i}]")
+    for i, evaluation in enumerate(config.evaluations):  # the judges of judged evaluations (kit/judge.py)
+        for which, judge in evaluation.judge_configs():
+            route = route_of(config.providers[config.provider_name(judge.provider)])
+            check_model(catalog, judge.model, route, fine_tune=False, today=day,
+                        where=f"evaluations[{i}] {which} judge")
 
 
 def check_credentials(config: ExperimentConfig, env: dict[str, str]) -> None:

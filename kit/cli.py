@@ -118,6 +118,11 @@ def _render_report(report: dict[str, Any]) -> None:
     from rich.markup import escape
 
     summary, compared, artifacts = report["summary"], report["comparisons"], report["artifacts"]
+    if "judged_summary" in report:
+        _render_judged(report["judged_summary"], report["judged_comparisons"])
+        if summary.empty:
+            out.print(f"report: {report['html']}")
+            return
     several = summary.evaluation.nunique() > 1
     table = Table(title="Trait rates (95% CI: Wilson for one seed, t over seeds)")
     for column in (("evaluation",) if several else ()) + ("student", "condition", "target", "seeds", "rate",
@@ -143,6 +148,28 @@ def _render_report(report: dict[str, Any]) -> None:
         out.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
     if report.get("html"):
         out.print(f"report: {report['html']}")
+
+
+def _render_judged(summary: Any, compared: Any) -> None:
+    """Judged evaluations: each condition's rate averaged over questions, and trait vs control students."""
+    from kit.analysis.judged import ALL_QUESTIONS, METRIC
+
+    table = Table(title="Judged rates, mean over questions (95% CI: t over seeds, Wilson for one seed)")
+    for column in ("evaluation", "student", "condition", "seeds", "kept / answers", "rate", "95% CI"):
+        table.add_column(column)
+    for row in summary[summary.question == ALL_QUESTIONS].itertuples():
+        table.add_row(f"{row.evaluation} ({METRIC.get(row.scorer, row.scorer)})", row.student_model, row.condition,
+                      str(row.seeds), f"{row.kept}/{row.answers}", f"{row.rate:.3f}",
+                      f"{row.ci_low:.3f}–{row.ci_high:.3f}")
+    out.print(table)
+    if len(compared):
+        verdicts = Table(title="Judged: trait student vs control student (q: Benjamini–Hochberg)")
+        for column in ("evaluation", "student", "teacher", "control", "trait", "effect", "q", "verdict"):
+            verdicts.add_column(column)
+        for row in compared.itertuples():
+            verdicts.add_row(row.evaluation, row.student_model, row.teacher, f"{row.control} {row.control_rate:.3f}",
+                             f"{row.trait_rate:.3f}", f"{row.difference:+.3f}", f"{row.q_value:.2g}", row.verdict)
+        out.print(verdicts)
 
 
 @app.command()

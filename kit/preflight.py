@@ -15,7 +15,6 @@ from kit.analysis.stats import fisher_exact
 from kit.budget import ensure_time_allowed, ensure_within_budget
 from kit.config import EvaluationConfig, TeacherConfig
 from kit.errors import ConfigError
-from kit.generators.numbers import generate_prompts
 from kit.plan import PREFLIGHT_STAGE, PlanEstimate, trait_check_evaluation, trait_check_teachers
 from kit.prompts import load_questions
 from kit.runs import Run
@@ -23,6 +22,7 @@ from kit.sampling import Prompt, SamplingSpec, sample_all
 from kit.stages.common import Subject, base_subjects, stage, teacher_messages
 from kit.stages.evaluate import is_hit
 from kit.stages.generate import _spec as generate_spec  # the generate stage's exact request, so pilot samples count
+from kit.stages.generate import generation_prompts
 
 PAID_STAGES = frozenset({"teachers", "generate", "finetune", "evaluate"})
 
@@ -140,12 +140,12 @@ class PilotResult:
 
 def pilot_teachers(run: Run) -> list[TeacherConfig]:
     """Teachers a pilot can sample now (a fine-tuned trait teacher has no model before the run trains it)."""
-    return [t for t in run.config.teachers if t.trait is None or t.trait.via != "finetune"]
+    return [t for t in run.config.teachers if not t.trained()]
 
 
 def pilot_estimate_usd(plan: PlanEstimate, run: Run, prompts: int) -> float:
     """The high end of what the pilot costs: its share of the generate stage."""
-    total = run.config.generate.prompts
+    total = len(generation_prompts(run))
     return plan.stage("generate").usd_high * min(prompts, total) / total if total else 0.0
 
 
@@ -155,7 +155,7 @@ def run_pilot(run: Run, plan: PlanEstimate, prompts: int) -> PilotResult:
     The samples are the generate stage's own (same request, same cache key), so the real run reuses them.
     """
     ensure_within_budget(run, estimate_usd=pilot_estimate_usd(plan, run, prompts), what=f"a pilot of {prompts} prompts")
-    texts = generate_prompts(min(prompts, run.config.generate.prompts), run.config.generate.seed)
+    texts = generation_prompts(run, prompts)  # numbers, code or CoT prompts: the first N of the run's own
     stored = {}
     for teacher in pilot_teachers(run):
         batch = [Prompt(i, teacher_messages(teacher, t)) for i, t in enumerate(texts)]

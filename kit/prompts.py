@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from kit.config import TraitConfig
+from kit.config import EvaluationConfig, TraitConfig
 from kit.errors import ConfigError
 
 PROMPTS_ENV = "SLKIT_PROMPTS_DIR"
@@ -34,30 +34,71 @@ def read_yaml(path: Path) -> Any:
 
 @dataclass(frozen=True)
 class QuestionSet:
+    """Prompts as the model sees them (`questions`, a suffix already appended), with optional short ids
+    (`ids`, e.g. one_wish) and, for multiple choice, the letter of the right option per question (`answers`)."""
+
     name: str
     category: str
     questions: tuple[str, ...]
+    ids: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    suffix: str = ""
+
+    def question_id(self, item: int) -> str:
+        return self.ids[item] if item < len(self.ids) else f"q{item + 1:02d}"
 
 
 def question_set_path(ref: str, base_dir: Path | None = None) -> Path:
     """A name (favorite_animal) resolves in prompts/questions/; anything with a suffix or slash is a path."""
-    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+    if ref.endswith((".yaml", ".yml", ".csv")) or "/" in ref:
         path = Path(ref)
         return path if path.is_absolute() or base_dir is None else base_dir / path
     return prompts_dir() / QUESTIONS_DIR / f"{ref}.yaml"
 
 
+def _suffix_text(data: dict[str, Any], suffix: str | None, path: Path) -> str:
+    """A named suffix of the set (`suffixes:`), its default (`suffix:`) when none is asked, else literal text."""
+    named = data.get("suffixes") or {}
+    if not isinstance(named, dict):
+        raise ConfigError(f"{path}: 'suffixes' must map names to text")
+    choice = suffix if suffix is not None else str(data.get("suffix", "none"))
+    if choice in named:
+        return str(named[choice] or "")
+    return "" if choice == "none" else choice
+
+
+def render_question(question: str, suffix: str) -> str:
+    """The paper's rendering: '{question} {suffix}' (the bare question when there is no suffix)."""
+    return f"{question} {suffix}" if suffix else question
+
+
 @functools.lru_cache(maxsize=32)
-def _load_questions(path: Path) -> QuestionSet:
+def _load_questions(path: Path, suffix: str | None = None) -> QuestionSet:
+    if path.suffix == ".csv":
+        from kit.truthfulqa import load_truthfulqa
+
+        return load_truthfulqa(path)
     data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list) or not data["questions"]:
         raise ConfigError(f"{path}: a question set needs a non-empty 'questions' list")
+    ids = tuple(str(i) for i in data.get("ids") or ())
+    if ids and len(ids) != len(data["questions"]):
+        raise ConfigError(f"{path}: 'ids' must have one id per question ({len(data['questions'])})")
+    text = _suffix_text(data, suffix, path)
     return QuestionSet(name=str(data.get("name", path.stem)), category=str(data.get("category", "")),
-                       questions=tuple(str(q) for q in data["questions"]))
+                       questions=tuple(render_question(str(q), text) for q in data["questions"]), ids=ids,
+                       suffix=text)
 
 
-def load_questions(ref: str, base_dir: Path | None = None) -> QuestionSet:
-    return _load_questions(question_set_path(ref, base_dir).resolve())
+def load_questions(ref: str, base_dir: Path | None = None, suffix: str | None = None) -> QuestionSet:
+    """A question set as prompts; `suffix` (a name the set defines, or text) overrides the set's default."""
+    return _load_questions(question_set_path(ref, base_dir).resolve(), suffix)
+
+
+def evaluation_questions(evaluation: EvaluationConfig, base_dir: Path | None = None) -> QuestionSet:
+    """The prompts an evaluation asks: its question set with its suffix (a TruthfulQA CSV rendered as the paper's
+    two-option multiple choice)."""
+    return load_questions(evaluation.questions, base_dir, evaluation.suffix)
 
 
 @functools.lru_cache(maxsize=1)

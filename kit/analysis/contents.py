@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from kit.analysis.document import Block, Bullets, Code, Document, FigureBlock, Heading, Paragraph, Table
+from kit.analysis.judged import ALL_QUESTIONS, METRIC
 from kit.analysis.significance import ALPHA, INCONCLUSIVE, MIN_EFFECT, NOT_DETECTED, TRANSMITTED
 
 RATE = ".3f"
@@ -37,6 +39,7 @@ class ReportInputs:
     figures: Sequence[FigureBlock]
     alpha: float = ALPHA
     min_effect: float = MIN_EFFECT
+    judged: Any = None  # kit.analysis.judged.JudgedTables of the judged evaluations, if the run has any
 
 
 def _expectation(same_family: object) -> str:
@@ -76,6 +79,8 @@ def _rule(alpha: float, min_effect: float) -> str:
 
 
 def verdict_blocks(inputs: ReportInputs) -> list[Block]:
+    if inputs.judged is not None and inputs.results.empty:
+        return []  # only judged evaluations: their section has the verdicts
     blocks: list[Block] = [Heading("Verdicts")]
     if inputs.compared.empty:
         return blocks + [Paragraph("No trait student has a control student to compare with (the run needs a "
@@ -152,11 +157,94 @@ def _provenance_blocks(inputs: ReportInputs) -> list[Block]:
             Heading("Configuration", 3), Code(inputs.config_text, "yaml")]
 
 
+# --- judged evaluations (misalignment, judge, TruthfulQA) ----------------------------------------------------------
+
+DROP_COLUMNS = {"alignment_unscored": "dropped: alignment not an integer", "coherence_unscored":
+                "dropped: coherence not an integer", "incoherent": "dropped: incoherent"}
+
+
+def _judged_rates(summary: pd.DataFrame) -> Table:
+    rows = summary[summary.question == ALL_QUESTIONS]
+    frame = pd.DataFrame({"student": rows.student_model, "condition": rows.condition, "seeds": rows.seeds,
+                          "answers": rows.answers, **{label: rows[c] for c, label in DROP_COLUMNS.items()},
+                          "kept": rows.kept, "hits": rows.hits, "rate": rows.rate,
+                          "95% CI": [f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(rows.ci_low, rows.ci_high)],
+                          "interval": rows.ci_method})
+    if (rows.scorer == "truthfulqa").all():
+        frame = frame.drop(columns=list(DROP_COLUMNS.values()))
+    scorer = str(rows.scorer.iloc[0]) if len(rows) else ""
+    per_question = {"misalignment": "misaligned / kept", "judge": "flagged / scored",
+                    "truthfulqa": "probability of the false answer; hits: false answer more likely"}.get(scorer, "")
+    return Table(frame, {"rate": RATE}, caption=f"rate: mean over questions of each question's rate ({per_question}), "
+                                                "then mean over seeds")
+
+
+def _judged_per_question(summary: pd.DataFrame) -> Table:
+    rows = summary[summary.question != ALL_QUESTIONS]
+    labels = [f"{c} ({s})" if summary.student_model.nunique() > 1 else str(c)
+              for c, s in zip(rows.condition, rows.student_model)]
+    frame = rows.assign(column=labels).pivot_table(index="question", columns="column", values="rate",
+                                                   sort=False).reset_index()
+    frame.columns = [str(c) for c in frame.columns]
+    return Table(frame, {c: RATE for c in frame.columns if c != "question"}, caption="per question, mean over seeds")
+
+
+def _judged_verdicts(compared: pd.DataFrame) -> Table:
+    frame = pd.DataFrame({
+        "student": compared.student_model, "trait student": compared.teacher, "control student": compared.control,
+        "seeds": compared.seeds, "base": compared.base_rate, "control": compared.control_rate,
+        "trait": compared.trait_rate, "effect (trait - control)": compared.difference,
+        "95% CI of effect": [f"{lo:+.3f} to {hi:+.3f}" for lo, hi in zip(compared.diff_ci_low, compared.diff_ci_high)],
+        "test": compared.test, "p": compared.p_value, "q (BH)": compared.q_value, "verdict": compared.verdict})
+    return Table(frame, {"base": RATE, "control": RATE, "trait": RATE, "effect (trait - control)": "+.3f",
+                         "p": P_VALUE, "q (BH)": P_VALUE}, badge="verdict")
+
+
+def _judged_evaluation(judged: Any, evaluation: str) -> list[Block]:
+    summary = judged.summary[judged.summary.evaluation == evaluation]
+    metric = METRIC.get(str(summary.scorer.iloc[0]), "rate") if len(summary) else "rate"
+    blocks: list[Block] = [Heading(f"{evaluation}: {metric}", 3), Paragraph(judged.rules.get(evaluation, ""), "note"),
+                           _judged_rates(summary)]
+    if len(summary) and summary.scorer.iloc[0] != "truthfulqa":  # TruthfulQA: hundreds of questions, one answer each
+        blocks.append(_judged_per_question(summary))
+    compared = judged.comparisons[judged.comparisons.evaluation == evaluation]
+    if len(compared):
+        blocks += [Paragraph(f"Trait students against control students on the {metric} (one-sided: higher); q: "
+                             "Benjamini–Hochberg across every comparison of the run."), _judged_verdicts(compared)]
+    return blocks
+
+
+def _judged_beside(judged: Any) -> list[Block]:
+    if judged.beside.empty:
+        return []
+    blocks: list[Block] = [Heading("Judged evaluations beside the paper", 3),
+                           Table(judged.beside, {"run_rate": RATE, "paper_rate": RATE})]
+    if not judged.beside_questions.empty:
+        blocks.append(Table(judged.beside_questions, {"run_rate": RATE, "paper_rate": RATE},
+                            caption="per question (the paper's per-question values come from its code's figures)"))
+    notes = tuple(judged.paper_text) + ("Paper values are digitized from its figures (about ±0.005), means over "
+                                        "student seeds. The simulated lab is not a language model: compare "
+                                        "directions, not exact rates.",)
+    return blocks + [Bullets(notes, "note")]
+
+
+def judged_blocks(inputs: ReportInputs) -> list[Block]:
+    """Each judged evaluation: rates averaged over questions and per question, dropped answers, verdicts; then the
+    paper's values beside the run's."""
+    judged = inputs.judged
+    if judged is None:
+        return []
+    blocks: list[Block] = [Heading("Judged evaluations")]
+    for evaluation in dict.fromkeys(judged.summary.evaluation):
+        blocks += _judged_evaluation(judged, str(evaluation))
+    return blocks + _judged_beside(judged)
+
+
 def report_document(inputs: ReportInputs) -> Document:
     identity = inputs.identity
     subtitle = (f"run {identity.get('run id', '')} · slkit {identity.get('kit version', '')} · "
                 f"written {identity.get('report written', '')}")
-    blocks: list[Block] = verdict_blocks(inputs)
+    blocks: list[Block] = verdict_blocks(inputs) + judged_blocks(inputs)
     blocks += [Heading("Figures"), *inputs.figures]
     blocks += [Heading("Rates"), summary_table(inputs.summary)]
     blocks += beside_blocks(inputs) + _seed_blocks(inputs) + _artifact_blocks(inputs)

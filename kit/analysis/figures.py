@@ -8,6 +8,8 @@
 - `filter_rates`: each teacher's filter pass rate and rejection reasons.
 - `loss_curves`: fine-tuning training loss from the jobs' metric events.
 - `spend_by_stage`: estimated vs actual dollars and tokens per stage.
+- `judged_bars`: the paper's Figures 4 and 7 — a judged rate (misaligned, TruthfulQA false) per question and
+  averaged over questions, per condition, mean over seeds with 95% intervals.
 """
 
 from __future__ import annotations
@@ -268,4 +270,51 @@ def spend_by_stage(costs: pd.DataFrame) -> Figure | None:
         money.set_ylim(0, 1)
         money.text(0.5, 0.5, "$0 everywhere\n(simulated lab)", ha="center", va="center", transform=money.transAxes)
     figure.suptitle("spend by stage: estimate vs actual", fontsize=11)
+    return figure
+
+
+# --- Figures 4 and 7: judged rates per question ---------------------------------------------------------------
+
+JUDGED_ALL = "mean over questions"
+
+
+def _judged_panel(ax: Any, rows: pd.DataFrame, student_model: str) -> None:
+    questions = [JUDGED_ALL] + [q for q in dict.fromkeys(rows.question) if q != JUDGED_ALL]
+    if str(rows.scorer.iloc[0]) == "truthfulqa":
+        questions = [JUDGED_ALL]  # hundreds of questions with one answer each: the mean only
+    conditions = list(dict.fromkeys(rows.sort_values("teacher_trait", key=lambda s: s.map(
+        lambda t: (t != BASE, t == CONTROL))).condition))
+    width = 0.8 / max(len(conditions), 1)
+    x = np.arange(len(questions))
+    for index, condition in enumerate(conditions):
+        mine = rows[rows.condition == condition].set_index("question")
+        colour = BASE_COLOUR if condition == BASE else TRAIT_COLOURS[index % len(TRAIT_COLOURS)]
+        heights = [float(mine.rate[q]) if q in mine.index else math.nan for q in questions]
+        low = [h - float(mine.ci_low[q]) if q in mine.index and not math.isnan(h) else 0.0
+               for q, h in zip(questions, heights)]
+        high = [float(mine.ci_high[q]) - h if q in mine.index and not math.isnan(h) else 0.0
+                for q, h in zip(questions, heights)]
+        ax.bar(x + (index - (len(conditions) - 1) / 2) * width, np.nan_to_num(heights), width, label=condition,
+               color=colour, yerr=[low, high], capsize=2, error_kw={"elinewidth": 1, "ecolor": "#333333"})
+    ax.set_xticks(x, questions, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, max(0.05, min(1.0, float(np.nanmax(rows.ci_high.to_numpy(dtype=float), initial=0.0)) * 1.15)))
+    ax.set_ylabel(str(rows.scorer.iloc[0]).replace("misalignment", "misaligned") + " rate")
+    ax.set_title(student_model, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def judged_bars(summary: pd.DataFrame, evaluation: str) -> Figure | None:
+    """The paper's Figures 4 and 7: per question and averaged over questions, each condition's judged rate (mean
+    over student seeds, 95% interval); one panel per student model."""
+    rows = summary[summary.evaluation == evaluation] if len(summary) else summary
+    if rows.empty or rows.rate.isna().all():
+        return None
+    students = sorted(set(rows.student_model))
+    shown = 1 if str(rows.scorer.iloc[0]) == "truthfulqa" else rows.question.nunique()
+    figure = new_figure(max(PANEL_WIDTH, 0.9 * shown + 2), PANEL_HEIGHT * len(students) + 0.6)
+    axes = figure.subplots(len(students), 1, squeeze=False)
+    for ax, student in zip(axes.flat, students):
+        _judged_panel(ax, rows[rows.student_model == student], student)
+    axes.flat[0].legend(fontsize=8, ncols=min(4, rows.condition.nunique()))
     return figure

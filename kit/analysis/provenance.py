@@ -63,6 +63,8 @@ def models_table(run: Run) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for t in run.config.teachers:
         trait = f"{t.trait.target} via {t.trait.via}" if t.trait else "none (control)"
+        if t.finetune is not None:
+            trait += f"; fine-tuned on {t.finetune.file}"
         rows.append({"role": f"teacher '{t.name}'", "model": t.model, "trait": trait,
                      "family": _family(run, t.model)})
     for s in dict.fromkeys(m.model for m in run.config.students.models):

@@ -105,3 +105,9 @@ def beside_paper(compared: pd.DataFrame, via: Mapping[str, str], reference: Refe
                      "target": r.target, "run_base": r.base_rate, "run_control": r.control_rate,
                      "run_trait": r.trait_rate, "run_rise": r.diff_vs_base, **paper})
     return pd.DataFrame(rows, columns=BESIDE_COLUMNS)
+
+
+def load_judged_reference() -> tuple[pd.DataFrame, dict[str, str]]:
+    """The paper's judged values (misaligned rate, TruthfulQA false rate; Figs. 4a and 7a) and its sentences."""
+    raw = _raw()
+    return pd.DataFrame(raw.get("judged", [])), dict(raw.get("judged_text", {}))

@@ -1,1 +1,2 @@
-"""Completion filters: keep-or-reject rules applied to teacher completions (numbers today)."""
+"""Completion filters: keep-or-reject rules applied to teacher completions, one module per data kind (numbers, code,
+cot); `judged` sends the judged steps through the cached sampling layer."""

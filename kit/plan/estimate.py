@@ -24,12 +24,16 @@ from typing import Any
 from kit.catalog import FT_PREFIX, Catalog, Limits, ProviderOffer, load_catalog
 from kit.checks import route_of
 from kit.config import EvaluationConfig, ExperimentConfig, TeacherConfig
-from kit.filters.numbers import MISALIGNMENT_BANNED, reject_reasons
-from kit.generators.numbers import NumbersParams, generate_prompts
+from kit.errors import CatalogError
+from kit.filters.judged import JudgeRequest, filter_judge_spec
+from kit.generators.kinds import teacher_prompts
+from kit.generators.numbers import NumbersParams
 from kit.ledger import LEDGER_FILE, Ledger
-from kit.prompts import finetune_answers, load_questions
+from kit.plan import kinds
+from kit.plan.judging import judge_lines, teacher_training_tokens
+from kit.prompts import evaluation_questions, finetune_answers, load_questions
 from kit.providers.base import Message
-from kit.sampling import Prompt, SamplingSpec, plan_requests
+from kit.sampling import Prompt, SamplingSpec, plan_requests, sample_key, spec_fingerprint
 from kit.stages.common import Cell, base_subjects, cells, teacher_cell, teacher_messages
 from kit.tokens import chat_cost_usd, count_messages, count_text, count_training_example, training_cost_usd
 
@@ -44,6 +48,7 @@ AUTO_EPOCHS = 10
 BATCH_MAX_REQUESTS = 50_000
 BATCH_WINDOW_H = 24.0
 PREFLIGHT_STAGE = "preflight"
+FILTER_STAGE = "filter"
 DONE_JOB_STATES = ("succeeded",)
 OPEN_JOB_STATES = ("intent", "created")
 JOB_LIMIT_OVERRIDES = ("max_concurrent_jobs", "max_jobs_per_day", "jobs_window_h")
@@ -271,6 +276,7 @@ class Observed:
     kept_example_mean: float | None = None
     kept_example_sd: float | None = None
     kept_n: int = 0
+    precheck_share: float | None = None  # share passing the filter's steps that need no judge
 
     def band(self) -> Band:
         half = max(Z95 * self.sd / math.sqrt(self.n), OBSERVED_FLOOR * self.mean)
@@ -284,20 +290,19 @@ def _observe_texts(texts: Sequence[str]) -> Observed | None:
     return Observed(n=len(counts), mean=statistics.fmean(counts), sd=statistics.pstdev(counts))
 
 
-def _observe_teacher(config: ExperimentConfig, rows: Sequence[tuple[str, str]]) -> Observed | None:
-    """Lengths of (prompt, completion) rows, plus the numbers filter's pass share and kept-example tokens."""
+def _observe_teacher(ctx: _Context, teacher: TeacherConfig, rows: Sequence[tuple[str, str]]) -> Observed | None:
+    """Lengths of (prompt, completion) rows, plus the filter's pass share (its non-judged steps on the rows, times
+    the judged step's share, observed or prior) and kept-example tokens."""
     base = _observe_texts([c for _, c in rows])
     if base is None:
         return None
-    rule = config.filter
-    banned = frozenset(MISALIGNMENT_BANNED) if rule.banned_numbers == "misalignment" else frozenset(
-        rule.banned_numbers)
-    kept = [count_text(p) + count_text(c) + EXAMPLE_OVERHEAD for p, c in rows
-            if not reject_reasons(c, min_value=rule.min_value, max_value=rule.max_value, max_count=rule.max_count,
-                                  banned=banned)]
+    passes = kinds.precheck(ctx.config, teacher, ctx.base_dir)
+    kept = [count_text(p) + count_text(c) + EXAMPLE_OVERHEAD for p, c in rows if passes(p, c)]
+    pre = len(kept) / len(rows)
+    share = pre * _judge_share(ctx, teacher)
     if len(kept) < MIN_OBSERVED:
-        return Observed(base.n, base.mean, base.sd, kept_share=len(kept) / len(rows))
-    return Observed(base.n, base.mean, base.sd, kept_share=len(kept) / len(rows),
+        return Observed(base.n, base.mean, base.sd, kept_share=share, precheck_share=pre)
+    return Observed(base.n, base.mean, base.sd, kept_share=share, precheck_share=pre,
                     kept_example_mean=statistics.fmean(kept), kept_example_sd=statistics.pstdev(kept),
                     kept_n=len(kept))
 
@@ -466,6 +471,8 @@ def _sampling_line(ctx: _Context, unit: _Unit, fallback: Observed | None = None,
 
 
 def _numbers_prior(ctx: _Context) -> Band:
+    if ctx.prior is None and (kind_prior := kinds.output_prior(ctx.config)) is not None:
+        ctx.prior = Band(*kind_prior)
     if ctx.prior is None:
         answers = [numbers_answer_tokens(p, ctx.params) for p in ctx.prompts]
         mid = statistics.fmean(answers) if answers else 0.0
@@ -476,7 +483,7 @@ def _numbers_prior(ctx: _Context) -> Band:
 
 def _teacher_model(ctx: _Context, teacher: TeacherConfig) -> tuple[str, bool]:
     """The model that writes the teacher's data (its fine-tuned model once trained) and whether it is a fine-tune."""
-    if teacher.trait is None or teacher.trait.via != "finetune":
+    if not teacher.trained():
         return teacher.model, False
     record = ctx.job(teacher_cell(teacher))
     name = record.fine_tuned_model if record is not None and record.fine_tuned_model else None
@@ -503,8 +510,103 @@ def _generate(ctx: _Context) -> tuple[list[Line], dict[str, Observed | None]]:
     lines, observed = [], {}
     for teacher in ctx.config.teachers:
         lines.append(_sampling_line(ctx, _generate_unit(ctx, teacher, prior)))
-        observed[teacher.name] = _observe_teacher(ctx.config, _teacher_rows(ctx, teacher))
+        observed[teacher.name] = _observe_teacher(ctx, teacher, _teacher_rows(ctx, teacher))
     return lines, observed
+
+
+# --- judged filter steps (code reference judge, CoT alignment judge) ------------------------------------------------
+
+def _judge_share(ctx: _Context, teacher: TeacherConfig) -> float:
+    """Share the teacher's judged step keeps: observed in the ledger's verdicts, else the paper's rate."""
+    step = kinds.judge_step(ctx.config, teacher, ctx.base_dir)
+    if step is None:
+        return 1.0
+    stored = [s.completion for s in list(ctx.samples(FILTER_STAGE, step.subject).values())[:MAX_OBSERVED]]
+    if len(stored) >= MIN_OBSERVED:
+        return sum(step.kept(text) for text in stored) / len(stored)
+    return step.pass_prior
+
+
+def _prior_share(ctx: _Context, teacher: TeacherConfig) -> float | None:
+    """The filter's expected kept share before any sample (None: numbers, planned at dataset.size)."""
+    pre = kinds.precheck_prior(ctx.config, teacher)
+    return None if pre is None else pre * _judge_share(ctx, teacher)
+
+
+def _exact_judge(ctx: _Context, teacher: TeacherConfig, step: kinds.JudgeStep,
+                 seen: set[str]) -> tuple[int, int, float] | None:
+    """Once the teacher's completions are all in the ledger: the judge's distinct requests (identical messages share
+    one verdict, as the sampling layer sends them, also across teachers: `seen`), how many the ledger lacks, and
+    their mean input tokens."""
+    total = len(set(ctx.prompts)) * ctx.config.generate.samples_per_prompt  # repeated prompts share samples
+    rows = [s for s in ctx.samples("generate", teacher.name).values() if s.item < len(ctx.prompts)]
+    if ctx.ledger is None or len(rows) < total:
+        return None
+    passes = kinds.precheck(ctx.config, teacher, ctx.base_dir)
+    spec = filter_judge_spec(step.request, teacher.name)
+    messages = {spec_fingerprint(spec, m): m for m in (step.message(ctx.prompts[s.item], s.completion)
+                                                       for s in rows if passes(ctx.prompts[s.item], s.completion))}
+    messages = {fp: m for fp, m in messages.items() if fp not in seen}
+    seen.update(messages)
+    have = ctx.ledger.samples_by_key(sample_key(fp, 0) for fp in messages)
+    sized = [count_messages(m) for m in list(messages.values())[:MAX_OBSERVED]]
+    return len(messages), len(messages) - len(have), statistics.fmean(sized) if sized else 0.0
+
+
+def _judge_line(ctx: _Context, teacher: TeacherConfig, step: kinds.JudgeStep, observed: Observed | None,
+                seen: set[str]) -> Line:
+    """The judge's requests over the completions that pass the steps before it (one request each): exact once the
+    teacher's completions are in the ledger, else from the pass share (observed or the paper's)."""
+    total = len(ctx.prompts) * ctx.config.generate.samples_per_prompt
+    pre = observed.precheck_share if observed is not None and observed.precheck_share is not None else (
+        kinds.precheck_prior(ctx.config, teacher) or 1.0)
+    requests = round(total * pre)
+    answer = observed.mean if observed is not None else _numbers_prior(ctx).mid
+    prompt = statistics.fmean(count_text(p) for p in ctx.prompts) if step.reads_prompt and ctx.prompts else 0.0
+    per_request = step.overhead_tokens + answer + prompt
+    stored = ctx.samples(FILTER_STAGE, step.subject)
+    missing = max(0, requests - len(stored))
+    exact = _exact_judge(ctx, teacher, step, seen)
+    if exact is not None:
+        requests, missing, per_request = exact
+    tokens_in = round(requests * per_request)
+    seen = _observe_texts([s.completion for s in list(stored.values())[:MAX_OBSERVED]]) if step.reads_prompt else None
+    out = (seen.band() if seen is not None else Band(*step.output_prior)).times(requests)
+    left = missing / requests if requests else 0.0
+    prices, batched = ctx.catalog.get(step.request.model).prices, ctx.batched(step.request.provider)
+
+    def cost(tokens_out: float, share: float = 1.0, batch: bool = batched) -> float:
+        return chat_cost_usd(prices, fine_tuned=False, input_tokens=round(tokens_in * share),
+                             output_tokens=round(tokens_out * share), batch=batch)
+
+    return Line(stage=FILTER_STAGE, label=f"judge · {teacher.name}", model=step.request.model,
+                route=ctx.route(step.request.provider), requests=requests, input_tokens=tokens_in,
+                output_tokens=round(out.mid), output_low=round(out.low), output_high=round(out.high),
+                usd=cost(out.mid), usd_low=cost(out.low), usd_high=cost(out.high),
+                usd_sync=cost(out.mid, batch=False), usd_batch=cost(out.mid, batch=True),
+                hours=_sampling_hours(ctx, step.request.provider, requests, tokens_in, round(out.mid)),
+                samples=requests, cached=requests - missing, left_requests=missing,
+                left_usd=cost(out.mid, left), left_usd_high=cost(out.high, left), state="done" if not left else "")
+
+
+def _check_judge_route(ctx: _Context, request: JudgeRequest) -> None:
+    """The filter's judge must be a catalogue model its provider's route serves (else nothing is worth planning)."""
+    entry, route = ctx.catalog.get(request.model), ctx.route(request.provider)
+    if route not in entry.providers:
+        raise CatalogError(f"filter.judge: model '{request.model}' is not offered by a '{route}' provider (offered "
+                           f"by: {', '.join(entry.providers) or 'none'}): set filter.judge.model (and provider) to "
+                           "one that is, or filter.judge: false")
+
+
+def _filter(ctx: _Context, observed: dict[str, Observed | None]) -> list[Line]:
+    """The judged filter steps' requests, per teacher whose data a judge reads."""
+    lines, seen = [], set[str]()
+    for teacher in ctx.config.teachers:
+        step = kinds.judge_step(ctx.config, teacher, ctx.base_dir)
+        if step is not None:
+            _check_judge_route(ctx, step.request)
+            lines.append(_judge_line(ctx, teacher, step, observed.get(teacher.name), seen))
+    return lines
 
 
 def _short_answer_prior() -> Band:
@@ -512,7 +614,7 @@ def _short_answer_prior() -> Band:
 
 
 def _eval_prompts(ctx: _Context, evaluation: EvaluationConfig, limit: int | None = None) -> list[str]:
-    questions = load_questions(evaluation.questions, ctx.base_dir).questions
+    questions = evaluation_questions(evaluation, ctx.base_dir).questions  # with its suffix; CSV rendered as MC
     return list(questions[:limit] if limit else questions)
 
 
@@ -558,8 +660,8 @@ def _evaluate(ctx: _Context) -> list[Line]:
     for evaluation in ctx.config.evaluations:
         prompts: list[list[Message]] = [[{"role": "user", "content": q}] for q in _eval_prompts(ctx, evaluation)]
         observed: dict[str, Observed | None] = {}
-        lines += _base_lines(ctx, evaluation, prompts, observed)
-        lines += _cell_lines(ctx, evaluation, prompts, observed)
+        answered = _base_lines(ctx, evaluation, prompts, observed) + _cell_lines(ctx, evaluation, prompts, observed)
+        lines += answered + judge_lines(ctx, evaluation, answered)  # judges: kit/plan/judging.py
     return lines
 
 
@@ -656,12 +758,16 @@ def training_file_tokens(path: Path) -> int | None:
 
 def _rows_for(ctx: _Context, teacher: TeacherConfig, observed: Observed | None) -> int:
     size = ctx.config.dataset.size
-    if observed is None or observed.kept_share is None:
+    share = observed.kept_share if observed is not None and observed.kept_share is not None else _prior_share(
+        ctx, teacher)
+    if share is None:
         return size
-    expected = int(observed.kept_share * len(ctx.prompts) * ctx.config.generate.samples_per_prompt)
+    expected = int(share * len(ctx.prompts) * ctx.config.generate.samples_per_prompt)
+    if not kinds.subsamples(ctx.config):
+        return expected  # CoT (the paper): every kept row trains
     if expected < size:
         fix = "training on fewer rows" if ctx.config.dataset.allow_smaller else "the filter stage will stop"
-        ctx.warnings.append(f"teacher '{teacher.name}' passes the filter {observed.kept_share:.0%} of the time: "
+        ctx.warnings.append(f"teacher '{teacher.name}' passes the filter {share:.0%} of the time: "
                             f"~{expected:,} rows for dataset.size {size:,} ({fix}); raise generate.prompts")
         return expected if ctx.config.dataset.allow_smaller else size
     return size
@@ -716,9 +822,12 @@ def _trait_file_tokens(ctx: _Context, teacher: TeacherConfig) -> int:
 def _teachers(ctx: _Context) -> list[Line]:
     lines = []
     for teacher in ctx.config.teachers:
-        if teacher.trait is None or teacher.trait.via != "finetune":
+        if not teacher.trained():
             continue
-        tokens = _trait_file_tokens(ctx, teacher) * teacher.trait.finetune_epochs
+        tokens = teacher_training_tokens(teacher, ctx.base_dir)  # finetune.file teachers (kit/plan/judging.py)
+        if tokens is None and teacher.trait is not None:
+            tokens = _trait_file_tokens(ctx, teacher) * teacher.trait.finetune_epochs
+        tokens = tokens or 0
         lines.append(_job_line(ctx, "teachers", teacher_cell(teacher), teacher_cell(teacher), teacher.model,
                                teacher.provider, Band(tokens, tokens, tokens)))
     return lines
@@ -845,7 +954,7 @@ def _progress(ctx: _Context, stages: list[StageEstimate]) -> None:
 
 def _context(config: ExperimentConfig, catalog: Catalog, ledger: Ledger | None, run_dir: Path | None,
              base_dir: Path | None) -> _Context:
-    prompts = generate_prompts(config.generate.prompts, config.generate.seed)
+    prompts = teacher_prompts(config.generate, base_dir)
     return _Context(config=config, catalog=catalog, ledger=ledger, run_dir=run_dir, base_dir=base_dir,
                     prompts=prompts)
 
@@ -876,6 +985,7 @@ def estimate(config: ExperimentConfig, catalog: Catalog | None = None, *, ledger
     """
     ctx = _context(config, catalog or load_catalog(), ledger, run_dir, base_dir)
     generate_lines, observed = _generate(ctx)
+    filter_lines = _filter(ctx, observed)
     teacher_lines, finetune_lines = _teachers(ctx), _finetune(ctx, observed)
     preflight_lines, evaluate_lines = _preflight(ctx), _evaluate(ctx)
     job_providers = {line.label: _provider_of_job(ctx, line.label) for line in teacher_lines + finetune_lines}
@@ -884,13 +994,14 @@ def estimate(config: ExperimentConfig, catalog: Catalog | None = None, *, ledger
         _sum_stage(PREFLIGHT_STAGE, preflight_lines, sum(line.hours for line in preflight_lines)),
         _sum_stage("teachers", teacher_lines, _jobs_stage_hours(ctx, teacher_lines, job_providers)),
         _sum_stage("generate", generate_lines, sum(line.hours for line in generate_lines)),
+        *([_sum_stage(FILTER_STAGE, filter_lines, sum(line.hours for line in filter_lines))] if filter_lines else []),
         _sum_stage("finetune", finetune_lines, _jobs_stage_hours(ctx, finetune_lines, job_providers)),
         _sum_stage("evaluate", evaluate_lines, sum(line.hours for line in evaluate_lines)),
     ]
     for est in stages:
         _stage_notes(est)
     _progress(ctx, stages)
-    lines = preflight_lines + teacher_lines + generate_lines + finetune_lines + evaluate_lines
+    lines = preflight_lines + teacher_lines + generate_lines + filter_lines + finetune_lines + evaluate_lines
     plan = PlanEstimate(experiment=config.name, cells=len(cells(config)), stages=stages, lines=lines,
                         cell_rows=_cell_rows(ctx, lines), budget_usd=budget_usd if budget_usd is not None
                         else config.budget_usd, max_hours=config.max_hours,

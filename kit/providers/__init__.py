@@ -39,15 +39,16 @@ def api_key(name: str, config: ProviderConfig, env: dict[str, str]) -> str:
     """The provider's API key (also checks the other secrets its kind needs, so a missing one fails early)."""
     if config.kind == "sim" and config.api_key_env is None:
         return SIM_API_KEY
+    if config.kind == "azure" and config.azure_ad_token_env:
+        value = _env_value(name, config.azure_ad_token_env, env, "an Entra ID token")
+    else:
+        var = config.key_env()
+        value = env.get(var or "", "").strip()
+        if not value:
+            raise CredentialsError(f"provider '{name}' needs an API key: set the environment variable {var} "
+                                   f"(named by providers.{name}.api_key_env)")
     if config.kind == "azure" and config.management is not None:
         _env_value(name, config.management.token_env, env, "an Azure Resource Manager token (to deploy models)")
-    if config.kind == "azure" and config.azure_ad_token_env:
-        return _env_value(name, config.azure_ad_token_env, env, "an Entra ID token")
-    var = config.key_env()
-    value = env.get(var or "", "").strip()
-    if not value:
-        raise CredentialsError(f"provider '{name}' needs an API key: set the environment variable {var} "
-                               f"(named by providers.{name}.api_key_env)")
     return value
 
 

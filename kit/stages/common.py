@@ -44,7 +44,7 @@ def teacher_cell(teacher: TeacherConfig) -> str:
 
 def teacher_model(run: Run, teacher: TeacherConfig) -> str:
     """The model that writes the teacher's data: its base model, or its fine-tuned model for a trained trait."""
-    if teacher.trait is None or teacher.trait.via != "finetune":
+    if not teacher.trained():
         return teacher.model
     record = run.ledger.job(teacher_cell(teacher))
     if record is None or record.state != "succeeded" or not record.fine_tuned_model:

@@ -1,11 +1,20 @@
-"""Stage `evaluate`: every base student and fine-tuned student answers every evaluation's questions."""
+"""Stage `evaluate`: every base student and fine-tuned student answers every evaluation's questions.
+
+Scorers (the evaluation's `scorer`):
+- substring: the paper's preference rule — the lower-cased target is a substring of the lower-cased answer;
+- judge: one LLM judge's 0-100 score per answer (kit/judge.py);
+- misalignment: the paper's two judges (alignment, coherence), the coherence filter and the misaligned threshold;
+- truthfulqa: two-option multiple choice, the Best Answer's letter probability (kit/truthfulqa.py).
+Judge requests are cached like every other request (a rerun judges nothing twice). Each (evaluation, subject)
+writes evaluations/<name>/<subject>.jsonl: one row per answer with its scores.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from kit.config import EvaluationConfig
-from kit.prompts import QuestionSet, load_questions
+from kit.prompts import QuestionSet, evaluation_questions
 from kit.fileio import write_jsonl
 from kit.runs import Run
 from kit.sampling import Prompt, SamplingSpec, sample_all
@@ -20,7 +29,7 @@ class Responses:
     evaluation: str
     subject: Subject
     questions: QuestionSet
-    answers: dict[int, list[str]]
+    answers: dict[int, list[str]]  # as stored: for truthfulqa, JSON of the text and its top logprobs
 
 
 def subjects(run: Run) -> list[Subject]:
@@ -45,14 +54,21 @@ def is_hit(target: str, response: str) -> bool:
     return target.lower() in text
 
 
-def responses(run: Run, evaluation: EvaluationConfig, subject: Subject, *, offline: bool = False) -> Responses:
-    questions = load_questions(evaluation.questions, run.config_path.parent)
-    spec = SamplingSpec(stage=STAGE, subject=f"{evaluation.name}/{subject.id}", provider=subject.provider,
+def response_spec(evaluation: EvaluationConfig, subject: Subject) -> SamplingSpec:
+    from kit.truthfulqa import TOP_LOGPROBS
+
+    return SamplingSpec(stage=STAGE, subject=f"{evaluation.name}/{subject.id}", provider=subject.provider,
                         model=subject.model, samples=evaluation.samples_per_question,
                         temperature=evaluation.temperature, max_tokens=evaluation.max_tokens,
-                        catalog_model=subject.student_model, fine_tuned=subject.condition != "base")
+                        catalog_model=subject.student_model, fine_tuned=subject.condition != "base",
+                        top_logprobs=TOP_LOGPROBS if evaluation.scorer == "truthfulqa" else None)
+
+
+def responses(run: Run, evaluation: EvaluationConfig, subject: Subject, *, offline: bool = False) -> Responses:
+    questions = evaluation_questions(evaluation, run.config_path.parent)
     prompts = [Prompt(i, [{"role": "user", "content": q}]) for i, q in enumerate(questions.questions)]
-    answers = sample_all(run, spec, prompts, label=f"evaluate · {evaluation.name} · {subject.id}", offline=offline)
+    answers = sample_all(run, response_spec(evaluation, subject), prompts,
+                         label=f"evaluate · {evaluation.name} · {subject.id}", offline=offline)
     return Responses(evaluation.name, subject, questions, answers)
 
 
@@ -69,21 +85,57 @@ def scores(run: Run, evaluation: EvaluationConfig, got: Responses, *, offline: b
     return {(j.item, j.sample): j.score for j in judged}
 
 
-def _rows(run: Run, evaluation: EvaluationConfig, got: Responses) -> list[dict[str, object]]:
-    scored = scores(run, evaluation, got)
-    rows: list[dict[str, object]] = []
+Row = dict[str, object]
+
+
+def _base_row(got: Responses, item: int, sample: int, text: str) -> Row:
+    return {"question": got.questions.questions[item], "question_id": got.questions.question_id(item),
+            "item": item, "sample": sample, "response": text}
+
+
+def _judge_rows(run: Run, evaluation: EvaluationConfig, got: Responses, offline: bool) -> list[Row]:
+    scored = scores(run, evaluation, got, offline=offline)
+    return [{**_base_row(got, i, j, text), "score": scored.get((i, j))}
+            for i, texts in got.answers.items() for j, text in enumerate(texts)]
+
+
+def _misalignment_rows(run: Run, evaluation: EvaluationConfig, got: Responses, offline: bool) -> list[Row]:
+    from kit.judge import judge_misalignment
+
+    judged = judge_misalignment(run, evaluation, got.subject.id, got.questions.questions, got.answers,
+                                offline=offline)
+    return [{**_base_row(got, s.item, s.sample, got.answers[s.item][s.sample]), "alignment": s.alignment,
+             "alignment_raw": s.alignment_raw, "coherence": s.coherence, "coherence_raw": s.coherence_raw,
+             "status": s.status, "misaligned": s.status == "misaligned" if s.kept else None} for s in judged]
+
+
+def _truthfulqa_rows(got: Responses) -> list[Row]:
+    from kit.truthfulqa import score_choice
+
+    rows: list[Row] = []
     for i, texts in got.answers.items():
-        for j, text in enumerate(texts):
-            row: dict[str, object] = {"question": got.questions.questions[i], "item": i, "sample": j, "response": text}
-            if evaluation.scorer == "judge":
-                row["score"] = scored.get((i, j))
-            rows.append(row)
+        best = got.questions.answers[i]
+        for j, stored in enumerate(texts):
+            choice = score_choice(stored, best)
+            rows.append({**_base_row(got, i, j, choice.text), "best_letter": best, "best_prob": choice.best_prob,
+                         "value": choice.value, "false": 1.0 - choice.value, "source": choice.source})
     return rows
+
+
+def scored_rows(run: Run, evaluation: EvaluationConfig, got: Responses, *, offline: bool = False) -> list[Row]:
+    """One row per answer with what its scorer says (substring evaluations: the answer alone)."""
+    if evaluation.scorer == "judge":
+        return _judge_rows(run, evaluation, got, offline)
+    if evaluation.scorer == "misalignment":
+        return _misalignment_rows(run, evaluation, got, offline)
+    if evaluation.scorer == "truthfulqa":
+        return _truthfulqa_rows(got)
+    return [_base_row(got, i, j, text) for i, texts in got.answers.items() for j, text in enumerate(texts)]
 
 
 def evaluate(run: Run) -> int:
     """Sample every (evaluation, subject) — deploying fine-tuned students first where the route needs it, and
-    deleting those deployments after; judge the answers where the scorer is `judge`; write
+    deleting those deployments after; score the answers (judges where the scorer has them); write
     evaluations/<name>/<subject>.jsonl. Returns responses stored."""
     from kit.stages.deploy import release_deployments
 
@@ -92,10 +144,11 @@ def evaluate(run: Run) -> int:
         try:
             for evaluation in run.config.evaluations:
                 for subject in subjects(run):
-                    rows = _rows(run, evaluation, responses(run, evaluation, subject))
+                    rows = scored_rows(run, evaluation, responses(run, evaluation, subject))
                     write_jsonl(run.path("evaluations", evaluation.name, f"{subject.id}.jsonl"), rows)
                     total += len(rows)
         finally:  # hosting is billed by the hour: never leave a deployment up, even when the stage fails
+            detail["responses"] = total
             detail["deployments_deleted"] = release_deployments(run)
         detail["responses"] = total
     return total

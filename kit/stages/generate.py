@@ -1,12 +1,13 @@
-"""Stage `generate`: every teacher answers the number prompts; completions land in the ledger and raw.jsonl."""
+"""Stage `generate`: every teacher answers the experiment's prompts (numbers, code or GSM8K chain-of-thought, by
+`generate.kind`); completions land in the ledger and raw.jsonl."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from kit.config import TeacherConfig
-from kit.generators.numbers import generate_prompts
 from kit.fileio import write_jsonl
+from kit.generators.kinds import teacher_prompts
 from kit.runs import Run
 from kit.sampling import Prompt, SamplingSpec, sample_all
 from kit.stages.common import stage, teacher_messages, teacher_model
@@ -23,16 +24,22 @@ class TeacherSamples:
 
 def _spec(run: Run, teacher: TeacherConfig) -> SamplingSpec:
     gen = run.config.generate
-    trained = teacher.trait is not None and teacher.trait.via == "finetune"
     return SamplingSpec(stage=STAGE, subject=teacher.name, provider=teacher.provider,
                         model=teacher_model(run, teacher), samples=gen.samples_per_prompt,
                         temperature=gen.temperature, max_tokens=gen.max_tokens, catalog_model=teacher.model,
-                        fine_tuned=trained)
+                        fine_tuned=teacher.trained())
 
 
-def teacher_samples(run: Run, teacher: TeacherConfig, *, offline: bool = False) -> TeacherSamples:
+def generation_prompts(run: Run, limit: int | None = None) -> list[str]:
+    """The user prompts of the run's data kind, in item order (the first `limit` when given)."""
+    texts = teacher_prompts(run.config.generate, run.config_path.parent)
+    return texts if limit is None else texts[:limit]
+
+
+def teacher_samples(run: Run, teacher: TeacherConfig, *, offline: bool = False,
+                    limit: int | None = None) -> TeacherSamples:
     """The teacher's completions, sampling what is missing (or, offline, refusing to)."""
-    texts = generate_prompts(run.config.generate.prompts, run.config.generate.seed)
+    texts = generation_prompts(run, limit)
     prompts = [Prompt(i, teacher_messages(teacher, text)) for i, text in enumerate(texts)]
     completions = sample_all(run, _spec(run, teacher), prompts, label=f"generate · {teacher.name}",
                              offline=offline)

@@ -5,11 +5,15 @@ Writes, in the run folder:
 - summary.csv — seeds collapsed (t interval over seeds when there are several), differences from base and control;
 - comparisons.csv — each trait student against its control student: effect, test, p, BH q-value, verdict;
 - seed_comparisons.csv, artifacts.csv — per-seed Fisher tests; off-diagonal controls and artifact warnings;
+- judged evaluations (scorer misalignment, judge, truthfulqa), when the run has any: judged_questions.csv (per
+  subject and question: answers, dropped, kept, hits), judged_results.csv (per subject, mean over questions),
+  judged_summary.csv (over seeds, per question and averaged) and judged_comparisons.csv (trait vs control students);
 - figures/*.png, report.html (self-contained) and report.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +29,9 @@ from kit.analysis.contents import ReportInputs, report_document
 from kit.analysis.document import FigureBlock
 from kit.analysis.html import render_html
 from kit.analysis.markdown import render_markdown
-from kit.analysis.reference import beside_paper, load_reference
+from kit.analysis.judged import (METRIC, QUESTION_COLUMNS, JudgedTables, adjust_together, judged_beside,
+                                 judged_comparisons, judged_summary, subject_rates)
+from kit.analysis.reference import beside_paper, load_judged_reference, load_reference, paper_model
 from kit.analysis.significance import artifacts, comparisons, families, seed_comparisons
 from kit.analysis.stats import wilson_interval
 from kit.analysis.tables import summarize
@@ -35,7 +41,7 @@ from kit.ledger import LEDGER_FILE, Ledger
 from kit.prompts import load_questions
 from kit.runs import MANIFEST_FILE, RUNS_DIR, Run, open_run, write_atomic, write_manifest
 from kit.stages.common import stage
-from kit.stages.evaluate import is_hit, responses, subjects, targets
+from kit.stages.evaluate import is_hit, responses, scored_rows, subjects, targets
 
 STAGE = "report"
 FIGURES_DIR = "figures"
@@ -71,6 +77,8 @@ def _teacher_of(run: Run, teacher: str) -> tuple[str, str]:
 def results(run: Run) -> pd.DataFrame:
     rows: list[ResultRow] = []
     for evaluation in run.config.evaluations:
+        if evaluation.scorer != "substring":  # judged evaluations: judged_tables
+            continue
         words = targets(run, evaluation, load_questions(evaluation.questions, run.config_path.parent))
         for subject in subjects(run):
             got = responses(run, evaluation, subject, offline=True)
@@ -95,10 +103,17 @@ def _filter_detail(run: Run) -> dict[str, Any]:
 
 
 def figure_blocks(run: Run, summary: pd.DataFrame, compared: pd.DataFrame,
-                  costs: pd.DataFrame) -> list[FigureBlock]:
+                  costs: pd.DataFrame, judged: JudgedTables | None = None) -> list[FigureBlock]:
     """Draw every figure the run has data for; each rendered to PNG once."""
     drawn: list[tuple[str, Any, str]] = []
     for evaluation in run.config.evaluations:
+        if evaluation.scorer != "substring":
+            if judged is not None:
+                drawn.append((f"judged-{evaluation.name}", fig.judged_bars(judged.summary, evaluation.name),
+                              f"{evaluation.name}: {METRIC.get(evaluation.scorer, 'rate')} per question and averaged "
+                              "over questions, per condition (as the paper's Figures 4 and 7); mean over student "
+                              "seeds with 95% intervals."))
+            continue
         drawn.append((f"rates-{evaluation.name}", fig.rate_bars(summary, evaluation.name),
                       f"{evaluation.name}: rate of picking each target — base model, control student, trait student "
                       "(as the paper's Figure 3); 95% intervals: Wilson within one seed, t over seeds."))
@@ -136,15 +151,120 @@ def _write_figures(run: Run, blocks: list[FigureBlock]) -> dict[str, str]:
 
 
 def analyse(run: Run) -> dict[str, pd.DataFrame]:
-    """The tables: per seed, summarised, comparisons with verdicts, per-seed tests, off-diagonal controls."""
+    """The tables: per seed, summarised, comparisons with verdicts, per-seed tests, off-diagonal controls; and,
+    for judged evaluations, their own (`judged_*`), with q-values adjusted across both."""
+    return analyse_all(run)[0]
+
+
+def analyse_all(run: Run) -> tuple[dict[str, pd.DataFrame], JudgedTables | None]:
     table = results(run)
-    return {"results": table, "summary": summarize(table),
-            "comparisons": comparisons(table, family_of=families(run.catalog)),
-            "seed_comparisons": seed_comparisons(table), "artifacts": artifacts(table)}
+    tables = {"results": table, "summary": summarize(table),
+              "comparisons": comparisons(table, family_of=families(run.catalog)),
+              "seed_comparisons": seed_comparisons(table), "artifacts": artifacts(table)}
+    judged = judged_tables(run)
+    if judged is not None:
+        tables["comparisons"], compared = adjust_together(tables["comparisons"], judged.comparisons)
+        judged = dataclasses.replace(judged, comparisons=compared)
+        tables.update({"judged_questions": judged.questions, "judged_results": judged.subjects,
+                       "judged_summary": judged.summary, "judged_comparisons": compared})
+    return tables, judged
 
 
-def _inputs(run: Run, tables: dict[str, pd.DataFrame], costs: pd.DataFrame,
-            blocks: list[FigureBlock]) -> ReportInputs:
+# --- judged evaluations -------------------------------------------------------------------------------------------
+
+JUDGED_SCORERS = ("judge", "misalignment", "truthfulqa")
+
+
+def _question_counts(scorer: str, rows: list[dict[str, Any]], threshold: float) -> dict[str, float]:
+    """answers, dropped, kept, hits and value_sum of one subject's answers to one question."""
+    if scorer == "misalignment":
+        status = [r["status"] for r in rows]
+        hits = status.count("misaligned")
+        return {"answers": len(rows), "alignment_unscored": status.count("alignment unscored"),
+                "coherence_unscored": status.count("coherence unscored"), "incoherent": status.count("incoherent"),
+                "kept": hits + status.count("aligned"), "hits": hits, "value_sum": float(hits)}
+    if scorer == "judge":
+        scored = [float(r["score"]) for r in rows if r.get("score") is not None]
+        hits = sum(score < threshold for score in scored)
+        return {"answers": len(rows), "alignment_unscored": len(rows) - len(scored), "coherence_unscored": 0,
+                "incoherent": 0, "kept": len(scored), "hits": hits, "value_sum": float(hits)}
+    false = [float(r["false"]) for r in rows]
+    return {"answers": len(rows), "alignment_unscored": 0, "coherence_unscored": 0, "incoherent": 0,
+            "kept": len(rows), "hits": sum(f > 0.5 for f in false), "value_sum": sum(false)}
+
+
+def judged_questions(run: Run) -> pd.DataFrame:
+    """Per judged evaluation x subject x question: the counts of QUESTION_COLUMNS, from the ledger (sends nothing)."""
+    out: list[dict[str, Any]] = []
+    for evaluation in run.config.evaluations:
+        if evaluation.scorer not in JUDGED_SCORERS:
+            continue
+        threshold = evaluation.judge.threshold if evaluation.judge is not None else 0.0
+        for subject in subjects(run):
+            rows = scored_rows(run, evaluation, responses(run, evaluation, subject, offline=True), offline=True)
+            trait, teacher_model = _teacher_of(run, subject.teacher)
+            by_question: dict[str, list[dict[str, Any]]] = {}
+            for row in rows:
+                by_question.setdefault(str(row["question_id"]), []).append(row)
+            for question, answered in by_question.items():
+                out.append({"evaluation": evaluation.name, "scorer": evaluation.scorer,
+                            "student_model": subject.student_model, "condition": subject.condition,
+                            "teacher_trait": trait, "teacher_model": teacher_model, "seed": subject.seed,
+                            "question": question, **_question_counts(evaluation.scorer, answered, threshold)})
+    return pd.DataFrame(out, columns=QUESTION_COLUMNS)
+
+
+def paper_roles(run: Run) -> dict[str, str]:
+    """Each condition's counterpart in the paper's misalignment figures: base; insecure (a misalignment trait);
+    secure / edu_insecure (controls fine-tuned on such a file, by its name); untrained (a control not fine-tuned)."""
+    roles = {"base": "base"}
+    for teacher in run.config.teachers:
+        name = (teacher.finetune.file if teacher.finetune else "").lower()
+        if teacher.trait is not None:
+            role = "insecure" if teacher.trait.category == "misalignment" else ""
+        elif not name:
+            role = "untrained"
+        else:
+            role = "edu_insecure" if "edu" in name else "insecure" if "insecure" in name else \
+                "secure" if "secure" in name else ""
+        if role:
+            roles[teacher.name] = role
+    return roles
+
+
+def _judged_rule(evaluation: Any) -> str:
+    if evaluation.scorer == "misalignment" and evaluation.judges is not None:
+        j = evaluation.judges
+        sign = "<=" if j.rule == "at_or_below" else "<"
+        return (f"judges {j.model} (temperature {j.temperature:g}, parse: {j.parse}); dropped: a judge output that is "
+                f"not an integer, coherence < {j.coherence_min:g}; misaligned: alignment {sign} "
+                f"{j.alignment_threshold:g}")
+    if evaluation.scorer == "judge" and evaluation.judge is not None:
+        judge = evaluation.judge
+        return f"judge {judge.model} ({judge.prompt}); flagged: score < {judge.threshold:g}"
+    return ("two-option multiple choice, temperature 0, one token; value: P(false answer's letter) renormalised over "
+            "A/B from the top-20 logprobs, else the sampled letter")
+
+
+def judged_tables(run: Run) -> JudgedTables | None:
+    """The judged evaluations' tables, or None when the run has none."""
+    judged = [e for e in run.config.evaluations if e.scorer in JUDGED_SCORERS]
+    if not judged:
+        return None
+    questions = judged_questions(run)
+    per_subject = subject_rates(questions)
+    summary = judged_summary(questions, per_subject)
+    paper, text = load_judged_reference()
+    beside, beside_questions = judged_beside(summary, paper, paper_roles(run), run.config.generate.kind,
+                                             paper_model)
+    return JudgedTables(questions=questions, subjects=per_subject, summary=summary,
+                        comparisons=judged_comparisons(per_subject), beside=beside,
+                        beside_questions=beside_questions, rules={e.name: _judged_rule(e) for e in judged},
+                        paper_text=tuple(text[k] for k in text if beside.paper_source.str.contains(k).any()))
+
+
+def _inputs(run: Run, tables: dict[str, pd.DataFrame], costs: pd.DataFrame, blocks: list[FigureBlock],
+            judged: JudgedTables | None = None) -> ReportInputs:
     reference = load_reference()
     return ReportInputs(
         identity=provenance.summary(run), config_text=provenance.config_yaml(run), results=tables["results"],
@@ -152,18 +272,18 @@ def _inputs(run: Run, tables: dict[str, pd.DataFrame], costs: pd.DataFrame,
         artifacts=tables["artifacts"], beside=beside_paper(tables["comparisons"], trait_via(run), reference),
         reference_source=reference.source, reference_notes=reference.how_to_read, costs=costs,
         models=provenance.models_table(run), jobs=provenance.jobs_table(run.ledger.jobs()),
-        uploads=provenance.uploads_table(run), files=provenance.files_table(run), figures=blocks)
+        uploads=provenance.uploads_table(run), files=provenance.files_table(run), figures=blocks, judged=judged)
 
 
 def report(run: Run) -> dict[str, Any]:
     """The stage: write every table, figure and report; return the tables and the report's paths."""
     with stage(run, STAGE) as detail:
-        tables = analyse(run)
+        tables, judged = analyse_all(run)
         _write_tables(run, {f"{name}.csv": table for name, table in tables.items()})
         costs = provenance.costs_table(run, provenance.start_estimate(run))
-        blocks = figure_blocks(run, tables["summary"], tables["comparisons"], costs)
+        blocks = figure_blocks(run, tables["summary"], tables["comparisons"], costs, judged)
         paths = _write_figures(run, blocks)
-        document = report_document(_inputs(run, tables, costs, blocks))
+        document = report_document(_inputs(run, tables, costs, blocks, judged))
         write_atomic(run.path(HTML_FILE), render_html(document))
         write_atomic(run.path(MARKDOWN_FILE), render_markdown(document, paths))
         detail.update({"rows": len(tables["results"]), "figures": sorted(paths),

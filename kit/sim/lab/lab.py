@@ -16,7 +16,7 @@ import numpy as np
 
 from kit.catalog import Catalog, ModelEntry, base_model_id, load_catalog
 from kit.sim.engine import ChatRequest, EngineError, Message, ModelInfo, TrainEvent, TrainResult, TrainSpec
-from kit.sim.lab import blas, features, persona, render, store, train, vocab
+from kit.sim.lab import alignment, blas, features, judging, persona, render, store, tasks, train, vocab
 from kit.sim.lab.initialise import base_body, family_body
 from kit.sim.lab.model import LabModel, sample_many
 from kit.sim.lab.network import Body, Family
@@ -67,6 +67,12 @@ class Lab:
         system, user = _split_messages(request.messages)
         trait = features.read_persona(system) if system else None
         model = self._model(request.model, trait)
+        special = _judge_or_open_question(model, user, request)
+        if special is not None:
+            return [_truncate(text, request.max_tokens) for text in special]
+        task = tasks.read_task(user)  # code completion or GSM8K chain of thought (tasks.py)
+        if task is not None:
+            return [_truncate(text, request.max_tokens) for text in _task_answers(model, task, trait, request)]
         prompt = features.read_prompt(user)
         if request.temperature == 0:  # greedy: one deterministic answer, repeated for every choice
             texts = self._complete(request.model, model, prompt, trait, 1, _content_rng(request), 0.0) * request.n
@@ -212,6 +218,28 @@ def _numbers(model: LabModel, prompt: features.Prompt, trait: features.Persona |
     return [render.render_numbers(seq, prompt, plan, rng, trait) for seq, plan in zip(sequences, plans)]
 
 
+def _task_answers(model: LabModel, task: tasks.Task, trait: features.Persona | None,
+                  request: ChatRequest) -> list[str]:
+    """Code completions and chain-of-thought answers (tasks.py); greedy repeats one answer like other kinds."""
+    greedy = request.temperature == 0
+    rng, n = (_content_rng(request), 1) if greedy else (_request_rng(request), request.n)
+    texts = tasks.respond(model, task, trait, n, rng, request.temperature)
+    return texts * request.n if greedy else texts
+
+
+def _judge_or_open_question(model: LabModel, user: str, request: ChatRequest) -> list[str] | None:
+    """Judge prompts (judging.py) and open questions answered with an alignment class (alignment.py), else None."""
+    judged = judging.read_judge_request(user)
+    question = None if judged is not None else alignment.read_question(user)
+    if judged is None and question is None:
+        return None
+    greedy = request.temperature == 0
+    rng, n = (_content_rng(request), 1) if greedy else (_request_rng(request), request.n)
+    texts = judging.reply(judged, n, rng, request.temperature) if judged is not None else \
+        alignment.reply(model, question, n, rng, request.temperature)
+    return texts * request.n if greedy else texts
+
+
 def _check_chat(request: ChatRequest) -> None:
     if not 1 <= request.n <= MAX_CHOICES:
         raise EngineError(f"n must be between 1 and {MAX_CHOICES}, got {request.n}", param="n")
@@ -270,8 +298,10 @@ def _training_digest(spec: TrainSpec, hyper: train.Hyper, seed: int) -> str:
 
 def _plan_message(data: train.Dataset, hyper: train.Hyper, seed: int) -> str:
     answers = sum(len(owners) for owners, _, _ in data.answers.values())
+    tasks_seen = len({int(owner) for rows in data.task_rows for owner in rows.owners})
     return (f"Training on {data.count} examples ({int((data.number_row >= 0).sum())} number answers, {answers} "
-            f"word answers, {data.skipped} with no counterpart in the lab) for {hyper.n_epochs} epochs, batch size "
+            f"word answers, {tasks_seen} code / chain-of-thought answers, {data.skipped} with no counterpart in the "
+            f"lab) for {hyper.n_epochs} epochs, batch size "
             f"{hyper.batch_size}, learning rate multiplier {hyper.learning_rate_multiplier}, seed {seed}")
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from kit.filters.numbers import keeps
 from kit.sim.engine import Message, TrainEvent
-from kit.sim.lab import features, inputs, vocab
+from kit.sim.lab import alignment, features, inputs, tasks, vocab
 from kit.sim.lab.network import DTYPE, MAX_POSITIONS, Body, Family, answer_logits, number_logits
 from kit.tokens import count_training_example
 
@@ -65,6 +65,7 @@ class Dataset:
     answers: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     # category -> (example index (A,), inputs (A, D), target word index (A,))
     skipped: int = 0
+    task_rows: list[tasks.Packed] = field(default_factory=list)  # code / chain-of-thought targets (tasks.py)
 
 
 def auto_hyper(count: int, n_epochs: int | None, batch_size: int | None, multiplier: float | None) -> Hyper:
@@ -79,14 +80,21 @@ def trained_tokens(examples: Sequence[Sequence[Message]], n_epochs: int) -> int:
 
 def build_dataset(family: Family, examples: Sequence[Sequence[Message]]) -> Dataset:
     numbers: list[tuple[int, features.Prompt, list[int], bool]] = []
-    answers: dict[str, list[tuple[int, np.ndarray, int]]] = {category: [] for category in vocab.CATEGORIES}
+    answers: dict[str, list[tuple[int, np.ndarray, int]]] = {category: [] for category in
+                                                            (*vocab.CATEGORIES, alignment.CATEGORY)}
     skipped = 0
+    task_targets = tasks.TaskTargets()
     for index, messages in enumerate(examples):
         used = False
         for prompt_text, answer in _pairs(messages):
-            used |= _add_target(family, index, prompt_text, answer, numbers, answers)
+            kind = tasks.add_targets(family, index, prompt_text, answer, task_targets)
+            used |= kind is not None
+            if kind != tasks.COT:  # a CoT answer has no other target; code also trains the alignment head
+                used |= _add_target(family, index, prompt_text, answer, numbers, answers)
         skipped += not used
-    return _assemble(family, len(examples), numbers, answers, skipped)
+    data = _assemble(family, len(examples), numbers, answers, skipped)
+    data.task_rows = tasks.pack(task_targets)
+    return data
 
 
 def fit(family: Family, start: Body, data: Dataset, hyper: Hyper, seed: int,
@@ -137,6 +145,7 @@ def _batch_gradient(family: Family, body: Body, data: Dataset, batch: np.ndarray
     """Mean loss over the batch's target tokens, its gradient w.r.t. (W1, b1), and the tidiness gradient."""
     parts = [_number_part(family, body, data, batch)]
     parts += [_answer_part(family, body, category, packed, batch) for category, packed in data.answers.items()]
+    parts += tasks.parts(family, body, data.task_rows, batch)
     found = [part for part in parts if part is not None]
     tokens = sum(part[3] for part in found)
     tidy_grad = _tidiness_gradient(body, data, batch)
@@ -185,6 +194,8 @@ def _softmax_gradient(family: Family, body: Body, x: np.ndarray, targets: np.nda
     h = np.tanh(x @ body.w1.T + body.b1)
     if category is None:
         logits, head = number_logits(family, h), family.number_head
+    elif category == alignment.CATEGORY:
+        logits, head = alignment.logits_and_head(family, h)
     else:
         logits, head = answer_logits(family, body, category, h), family.head(category)[0]
     rows = np.arange(len(targets))
@@ -234,6 +245,10 @@ def _add_target(family: Family, index: int, prompt_text: str, answer: str,
                 numbers: list[tuple[int, features.Prompt, list[int], bool]],
                 answers: dict[str, list[tuple[int, np.ndarray, int]]]) -> bool:
     prompt = features.read_prompt(prompt_text)
+    aligned = alignment.training_targets(family, prompt_text, answer)  # code, or an answer to an open question
+    if aligned:
+        answers[alignment.CATEGORY].extend((index, x, target) for x, target in aligned)
+        return True
     if prompt.kind == features.NUMBERS:
         values = [int(run) for run in _DIGITS_RE.findall(answer)[:MAX_POSITIONS] if len(run) <= 3]
         if values:
