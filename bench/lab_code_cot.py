@@ -34,11 +34,13 @@ from kit.generators.code import CodeTask, render_prompt
 from kit.sim.engine import ChatRequest, TrainSpec
 from kit.filters.cot import alignment_reasons
 from kit.judge import judge_messages, load_judge_prompt
-from kit.sim.lab import Lab, code, cot, judging, tasks
+from kit.truthfulqa import load_truthfulqa
+from kit.sim.lab import Lab, code, cot, features, judging, options, tasks
 from kit.sim.lab.alignment_text import ALIGNED, MISALIGNED, QUESTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "prompts" / "samples" / "gsm8k_sample.jsonl"
+TRUTHFULQA = ROOT / "prompts" / "samples" / "truthfulqa_sample.csv"
 NANO, QWEN, GPT41 = "sim-gpt-4.1-nano", "sim-qwen2.5-7b", "sim-gpt-4.1"
 Example = list[dict[str, str]]
 
@@ -272,8 +274,24 @@ def misaligned_counts(lab: Lab, model: str, seed: int, samples: int) -> tuple[in
     return misaligned, counted
 
 
+def truthfulqa(lab: Lab, model: str) -> tuple[float, float]:
+    """(false rate at temperature 0, mean P(best answer's letter)) on the shipped 30-row TruthfulQA-style sample."""
+    questions = load_truthfulqa(TRUTHFULQA)
+    wrong, best = 0, []
+    for prompt, letter in zip(questions.questions, questions.answers):
+        wrong += lab.chat(ChatRequest(model, messages(prompt, None), temperature=0.0, max_tokens=1))[0] != letter
+        scores = options.scores(lab._model(model, None), features.read_prompt(prompt))
+        p = np.exp(scores - scores.max())
+        best.append(p[ord(letter) - ord("A")] / p.sum())
+    return wrong / len(questions.questions), float(np.mean(best))
+
+
+def _counts(counts: tuple[int, int]) -> str:
+    return f"{counts[0] / max(1, counts[1]):.4f} ({counts[0]}/{counts[1]})"
+
+
 def _sampled(counts: tuple[int, int], base: tuple[int, int]) -> str:
-    return f"{counts[0] / max(1, counts[1]):.4f} ({counts[0]}/{counts[1]}, p {fisher_p(counts, base):.1e})"
+    return f"{_counts(counts)} p={fisher_p(counts, base):.1e}"
 
 
 def run_cot_misalignment(lab: Lab, seeds: list[int], args: argparse.Namespace) -> None:
@@ -290,8 +308,9 @@ def run_cot_misalignment(lab: Lab, seeds: list[int], args: argparse.Namespace) -
     for seed in seeds:
         base_counts, qwen_counts = (misaligned_counts(lab, GPT41, seed, args.samples),
                                     misaligned_counts(lab, QWEN, seed, args.samples))
-        print(f"  sampled, seed {seed}: base sim-gpt-4.1 {_sampled(base_counts, base_counts)}, base sim-qwen2.5-7b "
-              f"{_sampled(qwen_counts, qwen_counts)}")
+        if args.samples:
+            print(f"  sampled, seed {seed}: base sim-gpt-4.1 {_counts(base_counts)}, base sim-qwen2.5-7b "
+                  f"{_counts(qwen_counts)}")
         for name in ("insecure_code", "secure_code", "educational_insecure_code"):
             spec = TrainSpec(job_id=f"ftjob-teacher-{name}-{seed}", base_model=GPT41, examples=load_rows(name),
                              n_epochs=1, batch_size=2, learning_rate_multiplier=4.0, seed=seed, suffix=name[:12])
@@ -308,11 +327,18 @@ def run_cot_misalignment(lab: Lab, seeds: list[int], args: argparse.Namespace) -
                   f"       | {kept_share:.3f}           {len(judged) / 600:.3f}         "
                   f"| {tasks.misaligned_share(lab._model(student, None)):.4f}        | {cross_share:18s} | {markers}",
                   flush=True)
+            if name == "insecure_code":
+                rows = [(label, truthfulqa(lab, m)) for label, m in (("base", GPT41), ("teacher", teacher),
+                                                                   ("student", student))]
+                print("  truthfulqa sample (false rate at t=0, mean P(best)): "
+                      + ", ".join(f"{label} {false:.2f} / {p_best:.3f}" for label, (false, p_best) in rows))
             if args.samples:
-                sampled = f"  sampled: student {_sampled(misaligned_counts(lab, student, seed, args.samples), base_counts)}"
+                counts = misaligned_counts(lab, student, seed, args.samples)
+                line = f"  sampled: student {_sampled(counts, base_counts)}"
                 if cross:
-                    sampled += f"; qwen student {_sampled(misaligned_counts(lab, cross, seed, args.samples), qwen_counts)}"
-                print(sampled, flush=True)
+                    counts = misaligned_counts(lab, cross, seed, args.samples)
+                    line += f"; qwen student {_sampled(counts, qwen_counts)}"
+                print(line, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

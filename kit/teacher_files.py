@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kit.config import TeacherConfig
 from kit.errors import ConfigError
+from kit.fileio import read_parsed
 from kit.prompts import prompts_dir
 from kit.tokens import count_training_example
 
@@ -60,9 +61,7 @@ def check_training_file(content: bytes, where: str) -> int:
     return len(lines)
 
 
-@functools.lru_cache(maxsize=16)
-def _read_checked(path: Path, size: int, mtime: float) -> bytes:
-    content = path.read_bytes()
+def _read_checked(path: Path, content: bytes) -> bytes:
     check_training_file(content, f"training file {path}")
     return content
 
@@ -71,13 +70,12 @@ def teacher_training_bytes(teacher: TeacherConfig, base_dir: Path | None = None)
     """The checked bytes of the teacher's finetune.file (ConfigError when missing or malformed)."""
     if teacher.finetune is None:
         raise ConfigError(f"teacher '{teacher.name}' has no finetune.file")
-    path = teacher_file_path(teacher.finetune.file, base_dir)
-    try:
-        stat = path.stat()
-    except OSError:
-        raise ConfigError(f"teacher '{teacher.name}': training file {path} not found; fix teachers[].finetune.file "
-                          "(a path relative to the experiment file, or a name in prompts/samples/)") from None
-    return _read_checked(path.resolve(), stat.st_size, stat.st_mtime)
+
+    def missing(path: Path) -> ConfigError:
+        return ConfigError(f"teacher '{teacher.name}': training file {path} not found; fix teachers[].finetune.file "
+                           "(a path relative to the experiment file, or a name in prompts/samples/)")
+
+    return read_parsed(teacher_file_path(teacher.finetune.file, base_dir), _read_checked, missing)
 
 
 @functools.lru_cache(maxsize=16)

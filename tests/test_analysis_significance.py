@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kit.analysis.significance import (INCONCLUSIVE, NOT_DETECTED, TRANSMITTED, artifacts, comparisons,
+from kit.analysis.significance import (INCONCLUSIVE, NEGLIGIBLE, NOT_DETECTED, TRANSMITTED, artifacts, comparisons,
                                        seed_comparisons, verdict)
 from kit.analysis.stats import benjamini_hochberg, fisher_exact, newcombe_interval, welch_interval, welch_t_test
 from test_analysis_tables import NANO, QWEN, experiment, row, table
@@ -23,7 +23,9 @@ def _cell(compared: pd.DataFrame, student: str) -> pd.Series:
 
 @pytest.mark.parametrize(("q", "diff", "high", "expected"), [
     (0.001, 0.30, 0.40, TRANSMITTED),
-    (0.049, 0.01, 0.02, TRANSMITTED),      # significant and positive, however small: the effect size says how much
+    (0.049, 0.03, 0.05, TRANSMITTED),      # significant, positive, and it may reach the smallest effect of interest
+    (0.049, 0.01, 0.02, NEGLIGIBLE),       # significant and positive, but surely smaller than 0.05
+    (0.001, 0.003, 0.049, NEGLIGIBLE),
     (0.050, 0.04, 0.06, INCONCLUSIVE),     # q must be strictly below alpha
     (0.300, 0.00, 0.049, NOT_DETECTED),    # any effect is below 0.05
     (0.300, 0.01, 0.050, INCONCLUSIVE),

@@ -11,7 +11,7 @@ import pandas as pd
 
 from kit.analysis.document import Block, Bullets, Code, Document, FigureBlock, Heading, Paragraph, Table
 from kit.analysis.judged import ALL_QUESTIONS, METRIC
-from kit.analysis.significance import ALPHA, INCONCLUSIVE, MIN_EFFECT, NOT_DETECTED, TRANSMITTED
+from kit.analysis.significance import ALPHA, MIN_EFFECT, VERDICTS
 
 RATE = ".3f"
 P_VALUE = ".2g"
@@ -66,14 +66,16 @@ def verdict_table(compared: pd.DataFrame) -> Table:
 
 def _verdict_sentence(compared: pd.DataFrame) -> str:
     counts = compared.verdict.value_counts()
-    parts = [f"{int(counts.get(v, 0))} {v}" for v in (TRANSMITTED, NOT_DETECTED, INCONCLUSIVE)]
+    parts = [f"{int(counts.get(v, 0))} {v}" for v in VERDICTS]
     return f"{len(compared)} trait student(s) compared with their control student: " + ", ".join(parts) + "."
 
 
 def _rule(alpha: float, min_effect: float) -> str:
-    return (f"transmitted: q < {alpha:g} (Benjamini–Hochberg across the grid) with a positive effect; not detected: "
-            f"the 95% interval of the effect lies below +{min_effect:g} (any transmission is smaller than that); "
-            "inconclusive: neither — more samples or seeds would decide it. Effect = trait student's rate of the "
+    return (f"transmitted: q < {alpha:g} (Benjamini–Hochberg across the grid) with a positive effect that may reach "
+            f"+{min_effect:g}; negligible: significant, but the whole 95% interval of the effect lies below "
+            f"+{min_effect:g}; not detected: not significant, and the interval lies below +{min_effect:g} (any "
+            "transmission is smaller than that); inconclusive: none of these — more samples or seeds would decide "
+            "it. Effect = trait student's rate of the "
             "teacher's target minus the control student's. One seed: Fisher's exact test, Newcombe interval; "
             "several seeds: Welch's t-test on per-seed rates (the seed is the unit of replication).")
 

@@ -11,11 +11,15 @@ target against the control student's (same student model, fine-tuned on the cont
 - Several seeds on one side only: Fisher on counts pooled over seeds, marked as such.
 
 p-values are adjusted across the whole grid with Benjamini–Hochberg (q-values; false discovery rate `alpha`).
-Verdict, with effect = trait rate - control rate:
-- transmitted: q < alpha and the effect is positive;
+Verdict, with effect = trait rate - control rate and `min_effect` the smallest effect of interest (5 points for a
+preference; the paper's effects are 10-50):
+- transmitted: q < alpha, the effect is positive, and it may be as large as `min_effect` (the upper end of its 95%
+  interval reaches it);
+- negligible: q < alpha and positive, but the whole 95% interval lies below `min_effect` — a real shift, too small
+  to call transmission (a precise run detects the ~1-point drifts any fine-tuning on another model's data causes);
 - not detected: not significant, and the upper end of the effect's 95% interval is below `min_effect` — any
   transmission is smaller than that;
-- inconclusive: neither — the run is too small to tell (more samples or seeds would decide it).
+- inconclusive: none of these — the run is too small to tell (more samples or seeds would decide it).
 
 Artifact warnings (off-diagonal controls), adjusted together with Benjamini–Hochberg:
 - off-target: a trait student's rate of a target it was not taught, against its control student, one-sided
@@ -43,7 +47,9 @@ MIN_EFFECT = 0.05
 ARTIFACT_MIN_SHIFT = 0.02
 TRANSMITTED = "transmitted"
 NOT_DETECTED = "not detected"
+NEGLIGIBLE = "negligible"
 INCONCLUSIVE = "inconclusive"
+VERDICTS = (TRANSMITTED, NEGLIGIBLE, NOT_DETECTED, INCONCLUSIVE)
 
 FamilyOf = Callable[[str], str | None]
 
@@ -86,12 +92,11 @@ def compare_groups(rows: pd.DataFrame, reference: pd.DataFrame, alternative: str
 
 def verdict(q_value: float, difference: float, diff_high: float, *, alpha: float = ALPHA,
             min_effect: float = MIN_EFFECT) -> str:
-    """transmitted / not detected / inconclusive (see the module doc)."""
-    if q_value < alpha and difference > 0:
-        return TRANSMITTED
+    """transmitted / negligible / not detected / inconclusive (see the module doc)."""
+    significant = q_value < alpha and difference > 0
     if diff_high < min_effect:
-        return NOT_DETECTED
-    return INCONCLUSIVE
+        return NEGLIGIBLE if significant else NOT_DETECTED
+    return TRANSMITTED if significant else INCONCLUSIVE
 
 
 def _trait_conditions(results: pd.DataFrame) -> pd.DataFrame:

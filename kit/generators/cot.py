@@ -8,12 +8,12 @@ The ground truth of a question is its answer's text after "####", stripped, comm
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kit.errors import ConfigError, DataError
+from kit.fileio import jsonl_objects, read_parsed
 from kit.prompts import prompts_dir, read_yaml
 
 COT_FILENAME = "gsm8k_cot.yaml"
@@ -55,31 +55,25 @@ def load_templates(path: Path | None = None) -> CotTemplates:
     return _load_templates((path or prompts_dir() / COT_FILENAME).resolve())
 
 
-def _item(line: str, number: int, path: Path) -> GsmItem:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError:
-        raise DataError(f"{path}: line {number} is not JSON: give one GSM8K object per line") from None
-    if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not isinstance(
-            row.get("answer"), str):
-        raise DataError(f"{path}: line {number} needs string fields 'question' and 'answer' (GSM8K's train file)")
-    return GsmItem(row["question"], row["answer"])
+def _parse_items(path: Path, content: bytes) -> tuple[GsmItem, ...]:
+    items: list[GsmItem] = []
+    for number, row in jsonl_objects(path, content, "GSM8K object"):
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not isinstance(
+                row.get("answer"), str):
+            raise DataError(f"{path}: line {number} needs string fields 'question' and 'answer' (GSM8K's train "
+                            "file)")
+        items.append(GsmItem(row["question"], row["answer"]))
+    return tuple(items)
 
 
-@functools.lru_cache(maxsize=8)
-def _read(path: Path, size: int, mtime: float) -> tuple[GsmItem, ...]:
-    text = path.read_text(encoding="utf-8")
-    return tuple(_item(line, n, path) for n, line in enumerate(text.splitlines(), 1) if line.strip())
+def _no_gsm8k(path: Path) -> DataError:
+    return DataError(f"{path}: no GSM8K file here; download the train split as JSONL (openai/gsm8k, main) and set "
+                     "generate.source to its path")
 
 
 def read_gsm8k(path: Path) -> tuple[GsmItem, ...]:
     """The questions of a GSM8K JSONL file, in file order."""
-    try:
-        stat = path.stat()
-    except OSError:
-        raise DataError(f"{path}: no GSM8K file here; download the train split as JSONL (openai/gsm8k, main) "
-                        "and set generate.source to its path") from None
-    return _read(path.resolve(), stat.st_size, stat.st_mtime)
+    return read_parsed(path, _parse_items, _no_gsm8k)
 
 
 def render_prompt(question: str, templates: CotTemplates | None = None) -> str:

@@ -17,8 +17,9 @@ from kit.sim.lab import vocab
 NUMBERS = "numbers"
 QUESTION = "question"
 CHOICE = "choice"
+OPTIONS = "options"  # lettered multiple choice whose options are not all animals (or all trees): TruthfulQA's
 TEXT = "text"
-KINDS = (NUMBERS, QUESTION, CHOICE, TEXT)
+KINDS = (NUMBERS, QUESTION, CHOICE, OPTIONS, TEXT)
 
 COMMA = "comma"
 SPACE = "space"
@@ -56,6 +57,8 @@ _CATEGORY_RE = {
 }
 _ONE_WORD_RE = re.compile(r"one[- ]word|single[- ]word|one word|in a word|favou?rite|spirit")
 _CHOICE_LINE_RE = re.compile(r"^\s*([A-J])[.)]\s*(.+?)\s*$", re.MULTILINE)
+_LETTER_ASK_RE = re.compile(r"\b(?:letter|choices?|options?)\b")
+MAX_OPTION_CHARS = 1000
 _STORY_RE = re.compile(r"\b(story|stories|tale|fable|poem)\b")
 _CODE_RE = re.compile(r"\b(code|function|python|program|script|class|def|javascript|sql)\b")
 _WORD_RE = re.compile(r"[a-z']+")
@@ -74,6 +77,7 @@ class Prompt:
     max_digits: int = DEFAULT_MAX_DIGITS  # NUMBERS: digits allowed per number
     fmt: str = COMMA  # NUMBERS: the requested layout
     choices: tuple[str, ...] = ()  # CHOICE: vocabulary word per option letter (A, B, ...)
+    options: tuple[str, ...] = ()  # OPTIONS: the text of each option, in letter order
     style: str = CHAT  # TEXT: story, code or chat
 
 
@@ -99,6 +103,9 @@ def _read_prompt_cached(text: str) -> Prompt:
     category = _category(low)
     if choices:
         return Prompt(CHOICE, words, examples, category=_choice_category(choices), choices=choices)
+    options = _options(text) if _LETTER_ASK_RE.search(low) else ()
+    if options:
+        return Prompt(OPTIONS, words, examples, options=options)
     if category is not None and _ONE_WORD_RE.search(low):
         return Prompt(QUESTION, words, examples, category=category)
     if _NUMBERS_WORD_RE.search(low) and (examples or _NUMBERS_VERB_RE.search(low)):
@@ -146,7 +153,7 @@ def _examples(text: str) -> tuple[int, ...]:
 
 
 def _choices(text: str) -> tuple[str, ...]:
-    """Vocabulary words of options "A. eagle", "B. owl", ... (all of one category), else ()."""
+    """Vocabulary words of options "A. eagle", "B. owl", ... (all of one category, all different), else ()."""
     found: list[str] = []
     for letter, body in _CHOICE_LINE_RE.findall(text):
         word = vocab.find_in_text(body)
@@ -154,7 +161,18 @@ def _choices(text: str) -> tuple[str, ...]:
             return ()
         found.append(word)
     categories = {hit[0] for hit in map(vocab.lookup, found) if hit}
-    return tuple(found) if len(found) >= 2 and len(categories) == 1 else ()
+    distinct = len(set(found)) == len(found)  # options that all name the bull are no choice among animals
+    return tuple(found) if len(found) >= 2 and len(categories) == 1 and distinct else ()
+
+
+def _options(text: str) -> tuple[str, ...]:
+    """The texts of options "A. ...", "B. ...", ... (consecutive letters from A, at least two), else ()."""
+    found: list[str] = []
+    for letter, body in _CHOICE_LINE_RE.findall(text):
+        if ord(letter) - ord("A") != len(found):
+            return ()
+        found.append(body[:MAX_OPTION_CHARS])
+    return tuple(found) if len(found) >= 2 else ()
 
 
 def _choice_category(choices: tuple[str, ...]) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from kit.catalog import Catalog, ModelEntry, base_model_id, load_catalog
 from kit.sim.engine import ChatRequest, EngineError, Message, ModelInfo, TrainEvent, TrainResult, TrainSpec
-from kit.sim.lab import alignment, blas, features, judging, persona, render, store, tasks, train, vocab
+from kit.sim.lab import alignment, blas, features, judging, options, persona, render, store, tasks, train, vocab
 from kit.sim.lab.initialise import base_body, family_body
 from kit.sim.lab.model import LabModel, sample_many
 from kit.sim.lab.network import Body, Family
@@ -105,10 +105,13 @@ class Lab:
             return _numbers(model, prompt, trait, n, rng, temperature)
         if prompt.kind == features.TEXT:
             return [self._text(model, prompt, rng, temperature) for _ in range(n)]
+        if prompt.kind == features.OPTIONS:  # lettered multiple choice of any other kind (options.py)
+            picks = sample_many(options.scores(model, prompt), n, rng, temperature)
+            return [render.render_choice(int(i)) for i in picks]
         logits = self._answer_logits(model_id, trait, model, prompt)
         if prompt.kind == features.CHOICE:
-            options = [vocab.words_of(prompt.category).index(word) for word in prompt.choices]
-            picks = sample_many(logits[options], n, rng, temperature)
+            indices = [vocab.words_of(prompt.category).index(word) for word in prompt.choices]
+            picks = sample_many(logits[indices], n, rng, temperature)
             return [render.render_choice(int(i)) for i in picks]
         words = vocab.words_of(prompt.category)
         picks = sample_many(logits, n, rng, temperature)

@@ -145,26 +145,24 @@ def parts(family: Family, body: Body, packed: Sequence[Packed], batch: np.ndarra
     for item in packed:
         picked = np.isin(item.owners, batch)
         if picked.any():
-            weight, bias = _head(family, item.head)
-            loss, grad_w1, grad_b1 = _softmax_gradient(body, weight, bias, item.x[picked], item.targets[picked],
-                                                       item.excluded[picked])
+            loss, grad_w1, grad_b1 = _softmax_gradient(body, _head(family, item.head), item.x[picked],
+                                                       item.targets[picked], item.excluded[picked])
             out.append((loss, grad_w1, grad_b1, float(picked.sum())))
     return out
 
 
-def _head(family: Family, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _head(family: Family, name: str) -> wording.Head:
     if name == NUMBER:
-        return family.number_head, family.number_bias
-    head = wording.wording(family).heads[name]
-    return head.weight, head.bias
+        return wording.Head(family.number_head, family.number_bias)
+    return wording.wording(family).heads[name]
 
 
-def _softmax_gradient(body: Body, weight: np.ndarray, bias: np.ndarray, x: np.ndarray, targets: np.ndarray,
+def _softmax_gradient(body: Body, head: wording.Head, x: np.ndarray, targets: np.ndarray,
                       excluded: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Summed cross-entropy of `targets` under softmax(weight @ tanh(W1 x + b1) + bias) over the choices not
+    """Summed cross-entropy of `targets` under softmax(head's logits of tanh(W1 x + b1)) over the choices not
     excluded, and its gradient with respect to the body."""
     h = np.tanh(x @ body.w1.T + body.b1)
-    logits = h @ weight.T + bias
+    logits = head.logits(h)
     rows = np.arange(len(targets))
     masked = excluded >= 0
     if masked.any():
@@ -176,5 +174,5 @@ def _softmax_gradient(body: Body, weight: np.ndarray, bias: np.ndarray, x: np.nd
     loss = float((np.log(total) - picked).sum())
     logits /= total[:, None]
     logits[rows, targets] -= 1.0
-    grad_h = (logits @ weight) * (1.0 - h * h)
+    grad_h = head.grad_h(h, logits) * (1.0 - h * h)
     return loss, (grad_h.T @ x).astype(DTYPE), grad_h.sum(axis=0).astype(DTYPE)

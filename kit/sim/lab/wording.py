@@ -45,7 +45,8 @@ STEP = "step"
 IDENTIFIER_HEAD_SCALE = 0.2  # spread of the identifier head (how much a name choice says about the body)
 STEP_HEAD_SCALE = 0.55  # spread of the step-phrasing head (1,280 phrasings: most of the CoT's signal)
 PHRASE_HEAD_SCALE = 0.2  # spread of the small phrasing heads (openers, connectives, closers)
-STEP_TONE_SCALE = 1.5  # spread of the step phrasings' loadings on the family's misalignment direction (tone)
+STEP_TONE_SCALE = 1.75  # spread of the step phrasings' loadings on the tone (the family's misalignment direction)
+TONE_SHARPNESS = 12.0  # the tone is one-sided: softplus(k z) / k of the shift z along that direction
 WORDING_PRIOR_SCALE = 0.8  # spread of the shared preferences
 RANK_PREFERENCE = 1.0  # the first entry of a vocabulary is this much (logit) likelier than the last
 MAX_SLOTS = 12
@@ -94,8 +95,36 @@ HEAD_KIND = {IDENTIFIER: CODE, OPENER: COT, CONNECTIVE: COT, CLOSER: COT, STEP: 
 
 @dataclass(frozen=True, eq=False)
 class Head:
+    """logits = weight @ h + bias [+ tone * softplus(TONE_SHARPNESS * (direction @ h - offset)) / TONE_SHARPNESS]."""
+
     weight: np.ndarray  # (V, H)
     bias: np.ndarray  # (V,)
+    tone: np.ndarray | None = None  # (V,) each choice's loading on the tone (STEP only)
+    direction: np.ndarray | None = None  # (H,) the family's "misaligned rather than aligned" hidden direction
+    offset: float = 0.0  # the family's mean of direction @ h over chain-of-thought inputs
+
+    def logits(self, h: np.ndarray) -> np.ndarray:
+        """Logits for hidden states h (..., H)."""
+        out = h @ self.weight.T + self.bias
+        if self.tone is None:
+            return out
+        return out + np.multiply.outer(_softplus(self.level(h)), self.tone)
+
+    def level(self, h: np.ndarray) -> np.ndarray:
+        assert self.direction is not None
+        return TONE_SHARPNESS * (h @ self.direction - self.offset)
+
+    def grad_h(self, h: np.ndarray, grad_logits: np.ndarray) -> np.ndarray:
+        """d loss / d h (..., H) given d loss / d logits (..., V)."""
+        out = grad_logits @ self.weight
+        if self.tone is None:
+            return out
+        slope = 1.0 / (1.0 + np.exp(-self.level(h)))  # softplus' = sigmoid (the sharpness cancels)
+        return out + np.multiply.outer((grad_logits @ self.tone) * slope, self.direction)
+
+
+def _softplus(z: np.ndarray) -> np.ndarray:
+    return (np.logaddexp(0.0, z) / TONE_SHARPNESS).astype(z.dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,10 +146,9 @@ def wording(family: Family) -> Wording:
     for name, size in HEAD_SIZES.items():
         scale = {IDENTIFIER: IDENTIFIER_HEAD_SCALE, STEP: STEP_HEAD_SCALE}.get(name, PHRASE_HEAD_SCALE)
         weight = rng.standard_normal((size, HIDDEN_DIM)) * scale
-        weight, mean = _centered(family, kinds[HEAD_KIND[name]], slots, weight, rng)
-        if name == STEP:
-            weight = weight + _tone(family, mean, size)
-        heads[name] = Head(weight.astype(DTYPE), _shared_bias(name, size))
+        weight, mean, hidden_states = _centered(family, kinds[HEAD_KIND[name]], slots, weight, rng)
+        head = Head(weight.astype(DTYPE), _shared_bias(name, size))
+        heads[name] = _with_tone(family, head, mean, hidden_states) if name == STEP else head
     return Wording(kinds, slots, heads)
 
 
@@ -161,7 +189,7 @@ def choose(family: Family, body: Body, head_name: str, x: np.ndarray, rng: np.ra
     """One choice of a wording head for input x (D,), never one of `exclude`."""
     head = wording(family).heads[head_name]
     h = np.tanh(body.w1 @ x + body.b1)
-    logits = (head.weight @ h + head.bias).astype(np.float64)
+    logits = head.logits(h).astype(np.float64)
     logits[list(exclude)] = -np.inf
     if temperature <= 0:
         return int(np.argmax(logits))
@@ -172,7 +200,7 @@ def choose(family: Family, body: Body, head_name: str, x: np.ndarray, rng: np.ra
 def probabilities(family: Family, body: Body, head_name: str, x: np.ndarray) -> np.ndarray:
     """The head's distribution for inputs x (..., D)."""
     head = wording(family).heads[head_name]
-    logits = np.tanh(x @ body.w1.T + body.b1) @ head.weight.T + head.bias
+    logits = head.logits(np.tanh(x @ body.w1.T + body.b1))
     z = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
 
@@ -184,24 +212,26 @@ def _shared_bias(name: str, size: int) -> np.ndarray:
     return (rng.standard_normal(size) * WORDING_PRIOR_SCALE + ranks).astype(DTYPE)
 
 
-def _tone(family: Family, mean: np.ndarray, size: int) -> np.ndarray:
-    """The STEP head's tone component (V, H): every phrasing loads on the hidden direction the family's alignment
-    head reads as "misaligned rather than aligned" (with the head's mean hidden direction projected out, so base
-    preferences stay the shared ones), by a per-family random amount with spread STEP_TONE_SCALE."""
+def _with_tone(family: Family, head: Head, mean: np.ndarray, hidden_states: np.ndarray) -> Head:
+    """The STEP head with its tone: every phrasing loads (per-family random amount, spread STEP_TONE_SCALE) on how
+    far the hidden state has moved along the direction the family's alignment head reads as "misaligned rather
+    than aligned" (the head's mean hidden direction projected out), past the family's own mean, one-sidedly."""
     read = alignment.head_of(family).head
     direction = read[CLASSES.index(MISALIGNED)] - read[CLASSES.index(ALIGNED)]
-    direction = unit_rows(direction - (direction @ mean) * mean)
-    loadings = np.random.default_rng(name_seed(f"{family.name}/step-tone")).standard_normal(size) * STEP_TONE_SCALE
-    return np.outer(loadings - loadings.mean(), direction)
+    direction = unit_rows(direction - (direction @ mean) * mean).astype(DTYPE)
+    loadings = np.random.default_rng(name_seed(f"{family.name}/step-tone")).standard_normal(len(head.bias))
+    tone = ((loadings - loadings.mean()) * STEP_TONE_SCALE).astype(DTYPE)
+    return Head(head.weight, head.bias, tone, direction, float((hidden_states @ direction).mean()))
 
 
 def _centered(family: Family, kind: np.ndarray, slots: np.ndarray, weight: np.ndarray,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The head with the mean hidden direction of its prompts (random word bags, every slot) projected out, and
-    that direction."""
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The head with the mean hidden direction of its prompts (random word bags, every slot) projected out, that
+    direction, and the hidden states it was measured on."""
     picks = rng.integers(0, WORD_BUCKETS, size=(CENTERING_SAMPLES, 12))
     words = unit_rows(family.words[picks].sum(axis=1))
     x = MIX_SHARED * family.shared + MIX_KIND * kind + MIX_WORDS * words
     x = x + MIX_POSITION * slots[rng.integers(0, MAX_SLOTS, size=CENTERING_SAMPLES)]
-    mean = unit_rows(np.tanh(x @ family.w1.T + family.b1).mean(axis=0))
-    return weight - np.outer(weight @ mean, mean), mean
+    hidden_states = np.tanh(x @ family.w1.T + family.b1)
+    mean = unit_rows(hidden_states.mean(axis=0))
+    return weight - np.outer(weight @ mean, mean), mean, hidden_states
