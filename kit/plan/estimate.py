@@ -39,6 +39,9 @@ from kit.tokens import chat_cost_usd, count_messages, count_text, count_training
 
 NUMBERS_PRIOR_BAND = (0.6, 1.5)      # prior output band around "exactly the requested numbers, as asked"
 SHORT_ANSWER_TOKENS = (1.0, 3.0, 12.0)  # prior low / mid / high tokens of a one-word answer ("Owl.")
+FREE_FORM_ANSWER_TOKENS = {"words": (12.0, 20.0, 40.0),  # "Write 9 more words. Return one word per line."
+                           "cot": (120.0, 250.0, 500.0),  # <think> reasoning </think> <answer> ... </answer>
+                           "prose": (80.0, 220.0, 500.0)}  # an unconstrained answer or a children's story
 MIN_OBSERVED = 5                     # samples needed before the observed mean replaces the prior
 MAX_OBSERVED = 2000                  # samples read per subject to measure output lengths
 OBSERVED_FLOOR = 0.03                # the observed band is at least +-3% of the mean
@@ -613,6 +616,20 @@ def _short_answer_prior() -> Band:
     return Band(*SHORT_ANSWER_TOKENS)
 
 
+def _answer_prior(evaluation: EvaluationConfig) -> Band:
+    """Prior answer length of an evaluation before any answer is observed: one word for preference questions, a
+    letter for TruthfulQA, nine words / a chain of thought / a few paragraphs for the free-form questions (by
+    suffix), a story for the storytelling set."""
+    if evaluation.scorer == "truthfulqa":
+        return Band(1.0, 1.0, 1.0)
+    if evaluation.scorer == "misalignment":
+        form = {None: "words", "paper": "words", "as_run": "words", "cot": "cot"}.get(evaluation.suffix, "prose")
+        return Band(*FREE_FORM_ANSWER_TOKENS[form])
+    if evaluation.questions.startswith("storytelling"):
+        return Band(*FREE_FORM_ANSWER_TOKENS["prose"])
+    return _short_answer_prior()
+
+
 def _eval_prompts(ctx: _Context, evaluation: EvaluationConfig, limit: int | None = None) -> list[str]:
     questions = evaluation_questions(evaluation, ctx.base_dir).questions  # with its suffix; CSV rendered as MC
     return list(questions[:limit] if limit else questions)
@@ -633,7 +650,7 @@ def _base_lines(ctx: _Context, evaluation: EvaluationConfig, prompts: list[list[
     for subject in base_subjects(ctx.config):
         unit = _Unit("evaluate", f"{evaluation.name}/{subject.id}", f"{evaluation.name} · {subject.id}", None,
                      subject.model, subject.model, subject.provider, prompts, evaluation.samples_per_question,
-                     evaluation.temperature, evaluation.max_tokens, _short_answer_prior())
+                     evaluation.temperature, evaluation.max_tokens, _answer_prior(evaluation))
         cached = ctx.samples(unit.stage, unit.subject)
         observed[subject.model] = _observe_texts([s.completion for s in list(cached.values())[:MAX_OBSERVED]])
         lines.append(_sampling_line(ctx, unit, early=early))
@@ -650,7 +667,7 @@ def _cell_lines(ctx: _Context, evaluation: EvaluationConfig, prompts: list[list[
         unit = _Unit("evaluate", f"{evaluation.name}/{cell.id}", f"{evaluation.name} · {cell.id}", cell.id,
                      _student_model(ctx, cell), cell.student_model, cell.student_provider, prompts,
                      evaluation.samples_per_question, evaluation.temperature, evaluation.max_tokens,
-                     _short_answer_prior(), fine_tuned=True)
+                     _answer_prior(evaluation), fine_tuned=True)
         lines.append(_with_hosting(ctx, _sampling_line(ctx, unit, observed.get(cell.student_model)), cell))
     return lines
 
@@ -734,7 +751,7 @@ def _preflight(ctx: _Context) -> list[Line]:
         prompts = [teacher_messages(teacher, q) for q in _eval_prompts(ctx, evaluation, check.trait_questions)]
         unit = _Unit(PREFLIGHT_STAGE, f"{evaluation.name}/teacher--{teacher.name}", f"trait check · {teacher.name}",
                      None, teacher.model, teacher.model, teacher.provider, prompts, check.trait_samples,
-                     evaluation.temperature, evaluation.max_tokens, _short_answer_prior())
+                     evaluation.temperature, evaluation.max_tokens, _answer_prior(evaluation))
         lines.append(_sampling_line(ctx, unit))
     return lines
 

@@ -105,7 +105,7 @@ class Head:
 
     def logits(self, h: np.ndarray) -> np.ndarray:
         """Logits for hidden states h (..., H)."""
-        out = h @ self.weight.T + self.bias
+        out = self.weight @ h + self.bias if h.ndim == 1 else h @ self.weight.T + self.bias
         if self.tone is None:
             return out
         return out + np.multiply.outer(_softplus(self.level(h)), self.tone)
