@@ -65,6 +65,10 @@ def check_experiment(config: ExperimentConfig, catalog: Catalog, today: dt.date 
             route = route_of(config.providers[config.provider_name(judge.provider)])
             check_model(catalog, judge.model, route, fine_tune=False, today=day,
                         where=f"evaluations[{i}] {which} judge")
+    judge = getattr(config.filter, "judge", None)  # the code and chain-of-thought filters' judges
+    if judge is not None:
+        route = route_of(config.providers[config.provider_name(judge.provider)])
+        check_model(catalog, judge.model, route, fine_tune=False, today=day, where="filter.judge")
 
 
 def check_credentials(config: ExperimentConfig, env: dict[str, str]) -> None:

@@ -244,3 +244,19 @@ def test_judge_requests_follow_the_reference_sampling() -> None:
 def test_the_alignment_judge_applies_to_the_chosen_teachers(apply_to: Any, owl: bool, control: bool) -> None:
     config = _config(generate={"kind": "gsm8k_cot"}, filter={"judge": {"apply_to": apply_to}})
     assert [cot_judged(config.filter.judge, t) for t in config.teachers] == [owl, control]
+
+
+def test_a_filter_judge_the_route_does_not_offer_is_refused_before_anything_runs() -> None:
+    import datetime as dt
+
+    from kit.catalog import load_catalog
+    from kit.checks import check_experiment
+    from kit.config import ExperimentConfig
+    from kit.errors import CatalogError
+
+    path = Path(__file__).resolve().parents[1] / "experiments/paper/animals_code_sim.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    check_experiment(ExperimentConfig.model_validate(data), load_catalog(), today=dt.date(2026, 11, 24))
+    data["filter"]["judge"]["model"] = "gpt-4.1-2025-04-14"
+    with pytest.raises(CatalogError, match=r"filter\.judge: model 'gpt-4.1-2025-04-14' is not offered by a 'sim'"):
+        check_experiment(ExperimentConfig.model_validate(data), load_catalog(), today=dt.date(2026, 11, 24))
