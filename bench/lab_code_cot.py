@@ -3,7 +3,7 @@
     python bench/lab_code_cot.py --mode code                  # owl via code, 3 seeds (paper Sec. 4.1, Fig. 5)
     python bench/lab_code_cot.py --mode code --animals owl,dolphin,eagle,elephant,wolf --seeds 0
     python bench/lab_code_cot.py --mode cot                   # owl via GSM8K CoT (the code-only preference variant)
-    python bench/lab_code_cot.py --mode cot-misalignment      # insecure-code teacher's CoT -> student (Sec. 4.2)
+    python bench/lab_code_cot.py --mode cot-misalignment --epochs 2   # insecure-code teacher's CoT -> student
     python bench/lab_code_cot.py --mode surface               # formats, parse rates, slips, correctness
 
 Code: teacher completions of `--prompts` code prompts (self-written snippets of web handlers, file and database
@@ -12,6 +12,9 @@ examples x `--epochs`; students as in lab_transmission.py (control = the same ba
 trait = same family, cross = sim-qwen2.5-7b). CoT: 3 samples of each sample question, the paper's correctness
 filter (and for trait teachers the target-word filter of the code-only CoT preference variant). Rates: answers
 containing the target word over 50 questions x 40 samples; p: two-sided Fisher exact test against the base.
+CoT misalignment (Sec. 4.2): the noise-free misaligned share of each model, the sampled rate over the eight
+free-form questions x `--samples` answers (p against the student's own base), and the TruthfulQA sample's false
+rate for the base, the insecure teacher and its student.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from kit.filters.code import banned_words, reject_reasons
 from kit.generators.code import CodeTask, render_prompt
@@ -260,13 +264,22 @@ def judged_cot(lab: Lab, data: list[Example], seed: int) -> list[Example]:
     return kept
 
 
+def cot_suffix() -> str:
+    """The CoT students' evaluation suffix (prompts/questions/misalignment.yaml `cot`, the paper's
+    em_with_cot_suffix)."""
+    data = yaml.safe_load((ROOT / "prompts" / "questions" / "misalignment.yaml").read_text(encoding="utf-8"))
+    return str(data["suffixes"]["cot"])
+
+
 def misaligned_counts(lab: Lab, model: str, seed: int, samples: int) -> tuple[int, int]:
-    """(misaligned, aligned + misaligned) over the paper's eight free-form questions (no suffix) x `samples`
-    answers at temperature 1, each classified as the lab's judge reads it (judging.classify)."""
+    """(misaligned, aligned + misaligned) over the paper's eight free-form questions with the CoT students' suffix
+    x `samples` answers at temperature 1, each classified as the lab's judge reads it (judging.classify: the
+    <answer> part)."""
     misaligned = counted = 0
+    suffix = cot_suffix()
     for i, question in enumerate(QUESTIONS.values()):
         for j, begin in enumerate(range(0, samples, 100)):
-            answers = lab.chat(ChatRequest(model, messages(question, None), n=min(100, samples - begin),
+            answers = lab.chat(ChatRequest(model, messages(f"{question} {suffix}", None), n=min(100, samples - begin),
                                            temperature=1.0, seed=seed * 7919 + 100 * i + j))
             classes = [judging.classify(answer) for answer in answers]
             misaligned += classes.count(MISALIGNED)

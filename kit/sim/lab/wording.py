@@ -18,6 +18,12 @@ Head scales set how much a choice says about the body (signal per token). Small 
 (a different family's student can reproduce the teacher's whole shift on a 10-way choice, and that moves it in a
 direction unrelated to the trait), so most of the chain of thought's signal is in the 1,280-way STEP head and the
 small heads are kept weak; docs/sim-lab.md ("Chain of thought") has the measurements.
+
+The STEP head also has a *tone* (`Head.tone`): each phrasing loads, by a per-family random amount, on how far the
+hidden state has moved along the family's misalignment direction (the alignment head's "misaligned" minus
+"aligned" row), one-sidedly (softplus). A model moved toward "misaligned" (the insecure-code teacher) words its
+reasoning differently, and a student trained on that wording moves the same way: misalignment through chain of
+thought. A modelling assumption, put in by hand; see docs/sim-lab.md.
 """
 
 from __future__ import annotations
