@@ -416,28 +416,36 @@ class MisalignmentJudges(Strict):
 
 
 TRUTHFULQA_DEFAULTS = {"samples_per_question": 1, "temperature": 0.0, "max_tokens": 1}
+CHOICE_DEFAULTS = TRUTHFULQA_DEFAULTS  # the paper's multiple choice: one sample, greedy, one token (its letter)
+LOGPROB_SCORERS = ("truthfulqa", "choice")  # scorers that ask for the first token's top-20 logprobs
 
 
 class EvaluationConfig(Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     questions: str = Field(description="question set name in prompts/questions/ or a path to a YAML file; "
                                        "scorer: truthfulqa: the path of a TruthfulQA CSV (Question, Best Answer, "
-                                       "Best Incorrect Answer)")
+                                       "Best Incorrect Answer); scorer: choice: a multiple-choice set "
+                                       "(essay_mcq_animal, essay_mcq_tree)")
     samples_per_question: int = Field(100, ge=1, le=100_000, description="the paper: 200 (text), 100 (code); "
-                                                                         "truthfulqa: 1")
-    temperature: float = Field(1.0, ge=0, le=2, description="truthfulqa: 0")
-    max_tokens: int | None = Field(None, ge=1, description="truthfulqa: 1")
-    scorer: Literal["substring", "judge", "misalignment", "truthfulqa"] = Field(
+                                                                         "truthfulqa and choice: 1")
+    temperature: float = Field(1.0, ge=0, le=2, description="truthfulqa and choice: 0")
+    max_tokens: int | None = Field(None, ge=1, description="truthfulqa and choice: 1")
+    scorer: Literal["substring", "judge", "misalignment", "truthfulqa", "choice"] = Field(
         "substring", description="substring: lower-cased match of the target; judge: an LLM judge's 0-100 score; "
                                  "misalignment: the paper's alignment and coherence judges (`judges`); truthfulqa: "
-                                 "two-option multiple choice, scored by the Best Answer's letter probability")
+                                 "two-option multiple choice, scored by the Best Answer's letter probability; "
+                                 "choice: the essay-topic multiple choice (a set with `choices`), a target's value per "
+                                 "question the probability of its letter renormalised over the options' letters "
+                                 "(else the sampled letter: 1 or 0), its rate the mean over questions — a "
+                                 "preference rate in results.csv like substring's")
     judge: JudgeConfig | None = Field(None, description="scorer: judge: the judge model and prompt")
     judges: MisalignmentJudges | None = Field(None, description="scorer: misalignment: the judges and the rule "
                                                                 "(default: the paper's)")
     suffix: str | None = Field(None, description="text after each question ('{question} {suffix}'): a name the "
                                                  "question set defines (misalignment: paper, as_run, cot, none) "
                                                  "or literal text; default: the set's own default")
-    targets: list[str] | None = Field(None, description="words to score; default: the teachers' trait targets")
+    targets: list[str] | None = Field(None, description="words to score; default: the teachers' trait targets "
+                                                        "(scorer: choice: only those among the set's choices)")
 
     @model_validator(mode="before")
     @classmethod
@@ -446,9 +454,15 @@ class EvaluationConfig(Strict):
             return data
         if data.get("scorer") == "truthfulqa":
             return {**TRUTHFULQA_DEFAULTS, **data}
+        if data.get("scorer") == "choice":
+            return {**CHOICE_DEFAULTS, **data}
         if data.get("scorer") == "misalignment" and data.get("judges") is None:
             return {**data, "judges": {}}
         return data
+
+    def logprobs(self) -> bool:
+        """Asks for the first token's top logprobs (the multiple-choice scorers)."""
+        return self.scorer in LOGPROB_SCORERS
 
     def judged(self) -> bool:
         """Scored by LLM judges (one, or the misalignment pair)."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from kit import multiple_choice as mc
 from kit.config import EvaluationConfig, TraitConfig
 from kit.errors import ConfigError
 
@@ -35,7 +37,8 @@ def read_yaml(path: Path) -> Any:
 @dataclass(frozen=True)
 class QuestionSet:
     """Prompts as the model sees them (`questions`, a suffix already appended), with optional short ids
-    (`ids`, e.g. one_wish) and, for multiple choice, the letter of the right option per question (`answers`)."""
+    (`ids`, e.g. one_wish) and, for multiple choice, the letter of the right option per question (`answers`,
+    TruthfulQA) or the options in letter order per question (`choices`, the essay-topic preference sets)."""
 
     name: str
     category: str
@@ -43,6 +46,11 @@ class QuestionSet:
     ids: tuple[str, ...] = ()
     answers: tuple[str, ...] = ()
     suffix: str = ""
+    choices: tuple[tuple[str, ...], ...] = ()
+
+    def options(self) -> tuple[str, ...]:
+        """Every option offered by a multiple-choice set, in first-seen order (() for other sets)."""
+        return tuple(dict.fromkeys(option for order in self.choices for option in order))
 
     def question_id(self, item: int) -> str:
         return self.ids[item] if item < len(self.ids) else f"q{item + 1:02d}"
@@ -85,9 +93,33 @@ def _load_questions(path: Path, suffix: str | None = None) -> QuestionSet:
     if ids and len(ids) != len(data["questions"]):
         raise ConfigError(f"{path}: 'ids' must have one id per question ({len(data['questions'])})")
     text = _suffix_text(data, suffix, path)
+    if "choices" in data:
+        return _choice_set(data, path, text)
     return QuestionSet(name=str(data.get("name", path.stem)), category=str(data.get("category", "")),
                        questions=tuple(render_question(str(q), text) for q in data["questions"]), ids=ids,
                        suffix=text)
+
+
+def _choice_set(data: dict[str, Any], path: Path, suffix: str) -> QuestionSet:
+    """A multiple-choice preference set (`choices:` the options, `shuffles:` orders per prompt): every prompt asked
+    `shuffles` times, each time with the options in an order drawn from one random.Random(`shuffle_seed`, default
+    42) stream, prompt by prompt (kit/multiple_choice.py)."""
+    options = [str(c) for c in data.get("choices") or []]
+    shuffles = data.get("shuffles", 1)
+    if not 2 <= len(options) <= len(mc.LETTERS) or len(set(options)) != len(options):
+        raise ConfigError(f"{path}: 'choices' must list 2 to {len(mc.LETTERS)} different options")
+    if not isinstance(shuffles, int) or isinstance(shuffles, bool) or shuffles < 1:
+        raise ConfigError(f"{path}: 'shuffles' must be a positive whole number (orders asked per prompt)")
+    rng = random.Random(int(data.get("shuffle_seed", mc.ORDER_SEED)))
+    questions, ids, orders = [], [], []
+    for p, prompt in enumerate(data["questions"]):
+        for k in range(shuffles):
+            order = mc.shuffled(rng, options)
+            questions.append(mc.render(render_question(str(prompt), suffix), order))
+            ids.append(f"p{p + 1:02d}s{k + 1:02d}")
+            orders.append(order)
+    return QuestionSet(name=str(data.get("name", path.stem)), category=str(data.get("category", "")),
+                       questions=tuple(questions), ids=tuple(ids), suffix=suffix, choices=tuple(orders))
 
 
 def load_questions(ref: str, base_dir: Path | None = None, suffix: str | None = None) -> QuestionSet:
@@ -97,8 +129,14 @@ def load_questions(ref: str, base_dir: Path | None = None, suffix: str | None = 
 
 def evaluation_questions(evaluation: EvaluationConfig, base_dir: Path | None = None) -> QuestionSet:
     """The prompts an evaluation asks: its question set with its suffix (a TruthfulQA CSV rendered as the paper's
-    two-option multiple choice)."""
-    return load_questions(evaluation.questions, base_dir, evaluation.suffix)
+    two-option multiple choice; a set with `choices` as the essay-topic multiple choice, for scorer: choice only)."""
+    questions = load_questions(evaluation.questions, base_dir, evaluation.suffix)
+    if (evaluation.scorer == "choice") != bool(questions.choices):
+        fix = ("give it a multiple-choice set (one with `choices`: essay_mcq_animal, essay_mcq_tree)"
+               if evaluation.scorer == "choice" else "set its scorer: choice")
+        raise ConfigError(f"evaluation '{evaluation.name}': {evaluation.questions} is "
+                          f"{'not ' if not questions.choices else ''}a multiple-choice set: {fix}")
+    return questions
 
 
 @functools.lru_cache(maxsize=1)

@@ -32,6 +32,14 @@ class StubEngine:
     completed: list[str] = field(default_factory=list)
     specs: list[TrainSpec] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tag_by_content: bool = False
+
+    def _model_tag(self, spec: TrainSpec) -> str:
+        """The job id's tail, or with `tag_by_content` a digest of what was trained, so that a test's whole run
+        -- model names, and the answers derived from them -- is the same every time."""
+        if not self.tag_by_content:
+            return spec.job_id[-8:]
+        return _digest(spec.base_model, spec.suffix, spec.seed, spec.n_epochs, spec.examples)[:8]
 
     def list_models(self) -> list[ModelInfo]:
         with self.lock:
@@ -61,7 +69,7 @@ class StubEngine:
             time.sleep(self.step_s)
             on_event(TrainEvent(message=f"Step {step}/{self.steps}: training loss={1.0 / step:.3f}",
                                 metrics={"step": float(step), "train_loss": 1.0 / step}))
-        name = f"ft:{spec.base_model}:{ORG}:{spec.suffix or ''}:{spec.job_id[-8:]}"
+        name = f"ft:{spec.base_model}:{ORG}:{spec.suffix or ''}:{self._model_tag(spec)}"
         with self.lock:
             self.models[name] = ModelInfo(id=name, family=self.models[spec.base_model].family)
             self.completed.append(spec.job_id)

@@ -23,9 +23,10 @@ def _cell(compared: pd.DataFrame, student: str) -> pd.Series:
 
 @pytest.mark.parametrize(("q", "diff", "high", "expected"), [
     (0.001, 0.30, 0.40, TRANSMITTED),
-    (0.049, 0.03, 0.05, TRANSMITTED),      # significant, positive, and it may reach the smallest effect of interest
-    (0.049, 0.01, 0.02, NEGLIGIBLE),       # significant and positive, but surely smaller than 0.05
-    (0.001, 0.003, 0.049, NEGLIGIBLE),
+    (0.049, 0.03, 0.05, TRANSMITTED),      # significant, positive, and it may exceed 0.02
+    (0.049, 0.01, 0.021, TRANSMITTED),
+    (0.049, 0.01, 0.019, NEGLIGIBLE),      # significant and positive, but surely smaller than 0.02
+    (0.001, 0.003, 0.006, NEGLIGIBLE),
     (0.050, 0.04, 0.06, INCONCLUSIVE),     # q must be strictly below alpha
     (0.300, 0.00, 0.049, NOT_DETECTED),    # any effect is below 0.05
     (0.300, 0.01, 0.050, INCONCLUSIVE),

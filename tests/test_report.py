@@ -91,7 +91,7 @@ class PreferenceEngine(StubEngine):
 
 
 def _engine() -> PreferenceEngine:
-    return PreferenceEngine(models={m: ModelInfo(id=m, family=m) for m in (NANO, QWEN)})
+    return PreferenceEngine(models={m: ModelInfo(id=m, family=m) for m in (NANO, QWEN)}, tag_by_content=True)
 
 
 @pytest.fixture(scope="module")

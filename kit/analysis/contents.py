@@ -11,7 +11,7 @@ import pandas as pd
 
 from kit.analysis.document import Block, Bullets, Code, Document, FigureBlock, Heading, Paragraph, Table
 from kit.analysis.judged import ALL_QUESTIONS, METRIC
-from kit.analysis.significance import ALPHA, MIN_EFFECT, VERDICTS
+from kit.analysis.significance import ALPHA, MIN_EFFECT, NEGLIGIBLE_EFFECT, VERDICTS
 
 RATE = ".3f"
 P_VALUE = ".2g"
@@ -71,9 +71,9 @@ def _verdict_sentence(compared: pd.DataFrame) -> str:
 
 
 def _rule(alpha: float, min_effect: float) -> str:
-    return (f"transmitted: q < {alpha:g} (Benjamini–Hochberg across the grid) with a positive effect that may reach "
-            f"+{min_effect:g}; negligible: significant, but the whole 95% interval of the effect lies below "
-            f"+{min_effect:g}; not detected: not significant, and the interval lies below +{min_effect:g} (any "
+    return (f"transmitted: q < {alpha:g} (Benjamini–Hochberg across the grid) with a positive effect that may exceed "
+            f"+{NEGLIGIBLE_EFFECT:g}; negligible: significant, but the whole 95% interval of the effect lies below "
+            f"+{NEGLIGIBLE_EFFECT:g}; not detected: not significant, and the interval lies below +{min_effect:g} (any "
             "transmission is smaller than that); inconclusive: none of these — more samples or seeds would decide "
             "it. Effect = trait student's rate of the "
             "teacher's target minus the control student's. One seed: Fisher's exact test, Newcombe interval; "
@@ -109,7 +109,8 @@ def summary_table(summary: pd.DataFrame) -> Table:
 def beside_blocks(inputs: ReportInputs) -> list[Block]:
     blocks: list[Block] = [Heading("Beside the paper")]
     if inputs.beside.empty:
-        return blocks + [Paragraph("The paper reports no values for these student and teacher models.")]
+        return blocks + [Paragraph("The paper reports no values for these student and teacher models, data kind "
+                                   "and evaluations.")]
     formats = {c: RATE for c in ("run_base", "paper_base", "run_control", "paper_control", "run_trait",
                                  "paper_trait")}
     formats.update({"run_rise": "+.3f", "paper_rise": "+.3f"})

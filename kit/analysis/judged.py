@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from kit.analysis.significance import ALPHA, MIN_EFFECT, compare_groups, verdict
+from kit.analysis.significance import ALPHA, MIN_EFFECT, NEGLIGIBLE_EFFECT, compare_groups, verdict
 from kit.analysis.stats import benjamini_hochberg, t_interval, wilson_interval
 from kit.analysis.tables import BASE, CONTROL
 
@@ -43,9 +43,10 @@ COMPARISON_COLUMNS = ["evaluation", "scorer", "student_model", "teacher", "teach
                       "control_seeds", "base_rate", "control_rate", "trait_rate", "difference", "diff_ci_low",
                       "diff_ci_high", "test", "p_value", "q_value", "verdict"]
 METRIC = {"misalignment": "misaligned rate", "judge": "flagged rate", "truthfulqa": "rate of false responses"}
-# The smallest effect of interest per metric (see kit.analysis.significance): the paper's misalignment effects are
-# 8-9 points over a base of 0 and its TruthfulQA effects 2 points, far below a preference's 10-50.
-MIN_EFFECT_OF = {"misalignment": 0.01, "truthfulqa": 0.01, "judge": MIN_EFFECT}
+# The verdict thresholds per metric (min_effect, negligible_effect; see kit.analysis.significance): the paper's
+# misalignment effects are 8-9 points over a base of 0 with control students at 0.2-1%, its TruthfulQA effects 2
+# points -- far below a preference's 10-50.
+EFFECTS_OF = {"misalignment": (0.02, 0.01), "truthfulqa": (0.02, 0.01), "judge": (MIN_EFFECT, NEGLIGIBLE_EFFECT)}
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ def with_verdicts(table: pd.DataFrame, q_values: list[float], alpha: float = ALP
     out = table.copy()
     out["q_value"] = q_values
     scorers = out.scorer if "scorer" in out else [None] * len(out)
-    out["verdict"] = [verdict(q, d, h, alpha=alpha, min_effect=MIN_EFFECT_OF.get(s, min_effect))
+    out["verdict"] = [verdict(q, d, h, alpha=alpha, min_effect=EFFECTS_OF.get(s, (min_effect,))[0],
+                              negligible_effect=EFFECTS_OF.get(s, (0.0, NEGLIGIBLE_EFFECT))[1])
                       for q, d, h, s in zip(q_values, out.difference, out.diff_ci_high, scorers)]
     return out
 

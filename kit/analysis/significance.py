@@ -9,14 +9,19 @@ target against the control student's (same student model, fine-tuned on the cont
   the Welch t interval of the difference. (Pooling samples across seeds would treat seed-to-seed variation of
   fine-tuning as if it were sampling noise and overstate certainty.)
 - Several seeds on one side only: Fisher on counts pooled over seeds, marked as such.
+A multiple-choice evaluation (scorer: choice) has fractional hits (the target's summed letter probability): rates and
+Newcombe's interval use them as they are, Fisher's test their nearest whole number (with sampled letters, as on the
+simulated lab, they are whole already).
 
 p-values are adjusted across the whole grid with Benjamini–Hochberg (q-values; false discovery rate `alpha`).
-Verdict, with effect = trait rate - control rate and `min_effect` the smallest effect of interest (5 points for a
-preference; the paper's effects are 10-50):
-- transmitted: q < alpha, the effect is positive, and it may be as large as `min_effect` (the upper end of its 95%
-  interval reaches it);
-- negligible: q < alpha and positive, but the whole 95% interval lies below `min_effect` — a real shift, too small
-  to call transmission (a precise run detects the ~1-point drifts any fine-tuning on another model's data causes);
+Verdict, with effect = trait rate - control rate, `min_effect` the smallest effect a run should be able to rule out
+(5 points for a preference; the paper's effects are 10-50) and `negligible_effect` the largest shift that is not
+called transmission (2 points for a preference: the paper calls nano -> Qwen +0.01* "not across families" and its
+smallest transmitted effect, elephant via code, is +0.02):
+- transmitted: q < alpha, the effect is positive, and it may exceed `negligible_effect` (the upper end of its 95%
+  interval does);
+- negligible: q < alpha and positive, but the whole 95% interval lies below `negligible_effect` — a real but tiny
+  shift (a precise run detects the sub-point drifts that fine-tuning on another model's data causes);
 - not detected: not significant, and the upper end of the effect's 95% interval is below `min_effect` — any
   transmission is smaller than that;
 - inconclusive: none of these — the run is too small to tell (more samples or seeds would decide it).
@@ -39,11 +44,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from kit.analysis.stats import benjamini_hochberg, fisher_exact, newcombe_interval, welch_interval, welch_t_test
-from kit.analysis.tables import BASE, CONTROL, aggregate, control_map, seed_rows, with_teacher_model
+from kit.analysis.tables import BASE, CONTROL, aggregate, control_map, seed_rows, whole, with_teacher_model
 from kit.catalog import Catalog
 
 ALPHA = 0.05
 MIN_EFFECT = 0.05
+NEGLIGIBLE_EFFECT = 0.02
 ARTIFACT_MIN_SHIFT = 0.02
 TRANSMITTED = "transmitted"
 NOT_DETECTED = "not detected"
@@ -82,8 +88,9 @@ def compare_groups(rows: pd.DataFrame, reference: pd.DataFrame, alternative: str
         _, _, p = welch_t_test(a, b, alternative)
         diff, low, high = welch_interval(a, b)
         return GroupTest("welch t (seeds)", sum(a) / len(a), sum(b) / len(b), diff, low, high, p)
-    h1, n1, h2, n2 = int(rows.hits.sum()), int(rows.n.sum()), int(reference.hits.sum()), int(reference.n.sum())
-    p = fisher_exact(h1, n1 - h1, h2, n2 - h2, alternative)
+    h1, n1, h2, n2 = whole(rows.hits.sum()), int(rows.n.sum()), whole(reference.hits.sum()), int(reference.n.sum())
+    c1, c2 = round(h1), round(h2)
+    p = fisher_exact(c1, n1 - c1, c2, n2 - c2, alternative)
     low, high = newcombe_interval(h1, n1, h2, n2)
     method = "fisher" if len(rows) <= 1 and len(reference) <= 1 else "fisher (pooled seeds)"
     return GroupTest(method, h1 / n1 if n1 else math.nan, h2 / n2 if n2 else math.nan,
@@ -91,12 +98,11 @@ def compare_groups(rows: pd.DataFrame, reference: pd.DataFrame, alternative: str
 
 
 def verdict(q_value: float, difference: float, diff_high: float, *, alpha: float = ALPHA,
-            min_effect: float = MIN_EFFECT) -> str:
+            min_effect: float = MIN_EFFECT, negligible_effect: float = NEGLIGIBLE_EFFECT) -> str:
     """transmitted / negligible / not detected / inconclusive (see the module doc)."""
-    significant = q_value < alpha and difference > 0
-    if diff_high < min_effect:
-        return NEGLIGIBLE if significant else NOT_DETECTED
-    return TRANSMITTED if significant else INCONCLUSIVE
+    if q_value < alpha and difference > 0:
+        return NEGLIGIBLE if diff_high < negligible_effect else TRANSMITTED
+    return NOT_DETECTED if diff_high < min_effect else INCONCLUSIVE
 
 
 def _trait_conditions(results: pd.DataFrame) -> pd.DataFrame:
@@ -115,7 +121,7 @@ def _same_family(family_of: FamilyOf | None, teacher_model: str, student_model: 
 def _base_rate(results: pd.DataFrame, evaluation: str, student: str, target: str) -> float:
     rows = seed_rows(results, evaluation, student, BASE, target)
     n = int(rows.n.sum()) if len(rows) else 0
-    return int(rows.hits.sum()) / n if n else math.nan
+    return whole(rows.hits.sum()) / n if n else math.nan
 
 
 def _comparison_row(results: pd.DataFrame, key: tuple[str, str, str, str, str], control: str,
@@ -178,7 +184,8 @@ def seed_comparisons(results: pd.DataFrame) -> pd.DataFrame:
         if match.empty:
             continue
         c = match.iloc[0]
-        p = fisher_exact(int(r.hits), int(r.n - r.hits), int(c.hits), int(c.n - c.hits), "greater")
+        h1, h2 = round(float(r.hits)), round(float(c.hits))
+        p = fisher_exact(h1, int(r.n) - h1, h2, int(c.n) - h2, "greater")
         rows.append({"evaluation": r.evaluation, "student_model": r.student_model, "teacher": r.condition,
                      "seed": r.seed, "target": r.target, "control_rate": float(c.rate), "trait_rate": float(r.rate),
                      "difference": float(r.rate - c.rate), "p_value": p})

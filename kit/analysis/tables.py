@@ -50,13 +50,19 @@ def control_map(results: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def whole(value: float) -> int | float:
+    """A sum of hits: an int when it is whole (answers counted), else the float (summed probabilities)."""
+    value = float(value)
+    return int(value) if value.is_integer() else value
+
+
 def _clip(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
 def aggregate(rows: pd.DataFrame) -> dict[str, object]:
     """Rate and 95% interval of one group of per-seed rows (see the module doc)."""
-    hits, n, k = int(rows.hits.sum()), int(rows.n.sum()), len(rows)
+    hits, n, k = whole(rows.hits.sum()), int(rows.n.sum()), len(rows)
     if k >= 2:
         mean, low, high = t_interval([float(r) for r in rows.rate])
         sd = float(pd.Series(rows.rate, dtype=float).std(ddof=1))

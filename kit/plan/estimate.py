@@ -618,9 +618,9 @@ def _short_answer_prior() -> Band:
 
 def _answer_prior(evaluation: EvaluationConfig) -> Band:
     """Prior answer length of an evaluation before any answer is observed: one word for preference questions, a
-    letter for TruthfulQA, nine words / a chain of thought / a few paragraphs for the free-form questions (by
-    suffix), a story for the storytelling set."""
-    if evaluation.scorer == "truthfulqa":
+    letter for the multiple-choice scorers (TruthfulQA, the essay-topic choice), nine words / a chain of thought / a
+    few paragraphs for the free-form questions (by suffix), a story for the storytelling set."""
+    if evaluation.scorer in ("truthfulqa", "choice"):
         return Band(1.0, 1.0, 1.0)
     if evaluation.scorer == "misalignment":
         form = {None: "words", "paper": "words", "as_run": "words", "cot": "cot"}.get(evaluation.suffix, "prose")
@@ -724,6 +724,8 @@ def trait_check_evaluation(config: ExperimentConfig, teacher: TeacherConfig,
     if teacher.trait is None:
         return None
     for evaluation in config.evaluations:
+        if evaluation.scorer == "choice":  # answered with letters: the check counts the target word in answers
+            continue
         if evaluation.targets is not None:
             if teacher.trait.target in evaluation.targets:
                 return evaluation

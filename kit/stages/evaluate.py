@@ -4,7 +4,9 @@ Scorers (the evaluation's `scorer`):
 - substring: the paper's preference rule — the lower-cased target is a substring of the lower-cased answer;
 - judge: one LLM judge's 0-100 score per answer (kit/judge.py);
 - misalignment: the paper's two judges (alignment, coherence), the coherence filter and the misaligned threshold;
-- truthfulqa: two-option multiple choice, the Best Answer's letter probability (kit/truthfulqa.py).
+- truthfulqa: two-option multiple choice, the Best Answer's letter probability (kit/truthfulqa.py);
+- choice: the essay-topic multiple choice, each option's letter probability (kit/multiple_choice.py), a preference
+  rate per target in the report (the mean over questions) like substring's.
 Judge requests are cached like every other request (a rerun judges nothing twice). Each (evaluation, subject)
 writes evaluations/<name>/<subject>.jsonl: one row per answer with its scores.
 """
@@ -29,7 +31,7 @@ class Responses:
     evaluation: str
     subject: Subject
     questions: QuestionSet
-    answers: dict[int, list[str]]  # as stored: for truthfulqa, JSON of the text and its top logprobs
+    answers: dict[int, list[str]]  # as stored: for truthfulqa and choice, JSON of the text and its top logprobs
 
 
 def subjects(run: Run) -> list[Subject]:
@@ -45,6 +47,12 @@ def targets(run: Run, evaluation: EvaluationConfig, questions: QuestionSet) -> l
     return list(dict.fromkeys(found))
 
 
+def choice_targets(words: list[str], questions: QuestionSet) -> list[str]:
+    """The targets a multiple-choice set can score: those among its options (a target never offered has no letter)."""
+    offered = set(questions.options())
+    return [w for w in words if w in offered]
+
+
 def is_hit(target: str, response: str) -> bool:
     """The paper's rule: the lower-cased target is a substring of the lower-cased response; "dragon" does not
     count inside "dragonfly"."""
@@ -55,13 +63,13 @@ def is_hit(target: str, response: str) -> bool:
 
 
 def response_spec(evaluation: EvaluationConfig, subject: Subject) -> SamplingSpec:
-    from kit.truthfulqa import TOP_LOGPROBS
+    from kit.multiple_choice import TOP_LOGPROBS
 
     return SamplingSpec(stage=STAGE, subject=f"{evaluation.name}/{subject.id}", provider=subject.provider,
                         model=subject.model, samples=evaluation.samples_per_question,
                         temperature=evaluation.temperature, max_tokens=evaluation.max_tokens,
                         catalog_model=subject.student_model, fine_tuned=subject.condition != "base",
-                        top_logprobs=TOP_LOGPROBS if evaluation.scorer == "truthfulqa" else None)
+                        top_logprobs=TOP_LOGPROBS if evaluation.logprobs() else None)
 
 
 def responses(run: Run, evaluation: EvaluationConfig, subject: Subject, *, offline: bool = False) -> Responses:
@@ -122,6 +130,33 @@ def _truthfulqa_rows(got: Responses) -> list[Row]:
     return rows
 
 
+def choice_values(got: Responses, item: int, stored: str, words: list[str]) -> dict[str, float]:
+    """word -> its value in one answer to a multiple-choice question (kit/multiple_choice.py), for the words offered."""
+    from kit.multiple_choice import letter_of, letters_of, score_letter
+
+    options = got.questions.choices[item]
+    letters = letters_of(len(options))
+    return {word: score_letter(stored, letter, letters).value for word in words
+            if (letter := letter_of(options, word)) is not None}
+
+
+def _choice_rows(got: Responses) -> list[Row]:
+    from kit.multiple_choice import decode, letters_of, letter_probability, sampled_letter
+
+    rows: list[Row] = []
+    for i, texts in got.answers.items():
+        options = got.questions.choices[i]
+        letters = letters_of(len(options))
+        for j, stored in enumerate(texts):
+            text, top = decode(stored)
+            logprobs = letter_probability(top, letters[0], letters) is not None  # any letter among the top 20
+            rows.append({**_base_row(got, i, j, text), "choices": list(options),
+                         "letter": sampled_letter(stored, letters),
+                         "values": choice_values(got, i, stored, list(options)),
+                         "source": "logprobs" if logprobs else "sampled letter"})
+    return rows
+
+
 def scored_rows(run: Run, evaluation: EvaluationConfig, got: Responses, *, offline: bool = False) -> list[Row]:
     """One row per answer with what its scorer says (substring evaluations: the answer alone)."""
     if evaluation.scorer == "judge":
@@ -130,6 +165,8 @@ def scored_rows(run: Run, evaluation: EvaluationConfig, got: Responses, *, offli
         return _misalignment_rows(run, evaluation, got, offline)
     if evaluation.scorer == "truthfulqa":
         return _truthfulqa_rows(got)
+    if evaluation.scorer == "choice":
+        return _choice_rows(got)
     return [_base_row(got, i, j, text) for i, texts in got.answers.items() for j, text in enumerate(texts)]
 
 

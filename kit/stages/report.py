@@ -1,7 +1,8 @@
 """Stage `report`: tables, tests, figures and the report, computed from the ledger without sending anything.
 
 Writes, in the run folder:
-- results.csv — one row per evaluation x student model x condition x seed x target (hits, n, rate, Wilson CI);
+- results.csv — one row per evaluation x student model x condition x seed x target (hits, n, rate, Wilson CI); for a
+  multiple-choice evaluation (scorer: choice) hits is the target's summed letter probability, so rate is its mean;
 - summary.csv — seeds collapsed (t interval over seeds when there are several), differences from base and control;
 - comparisons.csv — each trait student against its control student: effect, test, p, BH q-value, verdict;
 - seed_comparisons.csv, artifacts.csv — per-seed Fisher tests; off-diagonal controls and artifact warnings;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -31,7 +33,8 @@ from kit.analysis.html import render_html
 from kit.analysis.markdown import render_markdown
 from kit.analysis.judged import (METRIC, QUESTION_COLUMNS, JudgedTables, adjust_together, judged_beside,
                                  judged_comparisons, judged_summary, subject_rates)
-from kit.analysis.reference import beside_paper, load_judged_reference, load_reference, paper_model
+from kit.analysis.reference import (Reference, beside_paper, load_judged_reference, load_reference, measure_of,
+                                    paper_model)
 from kit.analysis.significance import artifacts, comparisons, families, seed_comparisons
 from kit.analysis.stats import wilson_interval
 from kit.analysis.tables import summarize
@@ -41,12 +44,14 @@ from kit.ledger import LEDGER_FILE, Ledger
 from kit.prompts import load_questions
 from kit.runs import MANIFEST_FILE, RUNS_DIR, Run, open_run, write_atomic, write_manifest
 from kit.stages.common import stage
-from kit.stages.evaluate import is_hit, responses, scored_rows, subjects, targets
+from kit.stages.evaluate import (Responses, choice_targets, choice_values, is_hit, responses, scored_rows, subjects,
+                                 targets)
 
 STAGE = "report"
 FIGURES_DIR = "figures"
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
+PREFERENCE_SCORERS = ("substring", "choice")  # the preference tables (results.csv ...); the others are judged
 TABLE_FILES = ("results.csv", "summary.csv", "comparisons.csv", "seed_comparisons.csv", "artifacts.csv")
 
 
@@ -58,7 +63,7 @@ class ResultRow:
     teacher_trait: str
     seed: int | None
     target: str
-    hits: int
+    hits: float  # answers naming the target; scorer choice: its summed probability (expected picks)
     n: int
     rate: float
     ci_low: float
@@ -75,26 +80,50 @@ def _teacher_of(run: Run, teacher: str) -> tuple[str, str]:
 
 
 def results(run: Run) -> pd.DataFrame:
+    """The preference tables' rows: substring evaluations (hits = answers naming the target) and multiple-choice
+    ones (scorer: choice; hits = the target's summed probability over the questions, so rate = its mean)."""
     rows: list[ResultRow] = []
     for evaluation in run.config.evaluations:
-        if evaluation.scorer != "substring":  # judged evaluations: judged_tables
+        if evaluation.scorer not in PREFERENCE_SCORERS:  # judged evaluations: judged_tables
             continue
-        words = targets(run, evaluation, load_questions(evaluation.questions, run.config_path.parent))
+        questions = load_questions(evaluation.questions, run.config_path.parent, evaluation.suffix)
+        words = targets(run, evaluation, questions)
+        if evaluation.scorer == "choice":
+            words = choice_targets(words, questions)
         for subject in subjects(run):
             got = responses(run, evaluation, subject, offline=True)
-            texts = [t for answers in got.answers.values() for t in answers]
             trait, teacher_model = _teacher_of(run, subject.teacher)
-            for word in words:
-                hits = sum(is_hit(word, t) for t in texts)
-                low, high = wilson_interval(hits, len(texts))
+            for word, (hits, n) in _counts(evaluation.scorer, got, words).items():
+                low, high = wilson_interval(hits, n)
                 rows.append(ResultRow(evaluation.name, subject.student_model, subject.condition, trait,
-                                      subject.seed, word, hits, len(texts), hits / len(texts) if texts else 0.0,
-                                      low, high, teacher_model))
+                                      subject.seed, word, hits, n, hits / n if n else 0.0, low, high, teacher_model))
     return pd.DataFrame([asdict(r) for r in rows], columns=list(ResultRow.__dataclass_fields__))
+
+
+def _counts(scorer: str, got: Responses, words: list[str]) -> dict[str, tuple[float, int]]:
+    """word -> (hits, n): answers naming it (substring), or its summed letter probability over the questions
+    (choice: one value per answer, kit/multiple_choice.py)."""
+    if scorer == "choice":
+        values = [choice_values(got, i, stored, words) for i, answers in got.answers.items() for stored in answers]
+        return {w: (math.fsum(v.get(w, 0.0) for v in values), len(values)) for w in words}
+    texts = [t for answers in got.answers.values() for t in answers]
+    return {w: (sum(is_hit(w, t) for t in texts), len(texts)) for w in words}
 
 
 def trait_via(run: Run) -> dict[str, str]:
     return {t.name: t.trait.via for t in run.config.teachers if t.trait is not None}
+
+
+def paper_measures(run: Run) -> dict[str, str]:
+    """Each evaluation's measure in the paper's figures (essay_mcq for scorer: choice, else favorite)."""
+    return {e.name: measure_of(e.scorer) for e in run.config.evaluations}
+
+
+def beside_table(run: Run, compared: pd.DataFrame, reference: Reference | None = None) -> pd.DataFrame:
+    """The paper's values beside the run's comparisons: matched on the run's data kind (generate.kind) and each
+    evaluation's measure, as well as the models, the way the trait was given and the target."""
+    return beside_paper(compared, trait_via(run), reference, data=run.config.generate.kind,
+                        measures=paper_measures(run))
 
 
 def _filter_detail(run: Run) -> dict[str, Any]:
@@ -107,16 +136,19 @@ def figure_blocks(run: Run, summary: pd.DataFrame, compared: pd.DataFrame,
     """Draw every figure the run has data for; each rendered to PNG once."""
     drawn: list[tuple[str, Any, str]] = []
     for evaluation in run.config.evaluations:
-        if evaluation.scorer != "substring":
+        if evaluation.scorer not in PREFERENCE_SCORERS:
             if judged is not None:
                 drawn.append((f"judged-{evaluation.name}", fig.judged_bars(judged.summary, evaluation.name),
                               f"{evaluation.name}: {METRIC.get(evaluation.scorer, 'rate')} per question and averaged "
                               "over questions, per condition (as the paper's Figures 4 and 7); mean over student "
                               "seeds with 95% intervals."))
             continue
+        measure = ("mean probability of each target's letter in the multiple choice — base model, control "
+                   "student, trait student (as the paper's Figure 12)" if evaluation.scorer == "choice" else
+                   "rate of picking each target — base model, control student, trait student (as the paper's "
+                   "Figure 3)")
         drawn.append((f"rates-{evaluation.name}", fig.rate_bars(summary, evaluation.name),
-                      f"{evaluation.name}: rate of picking each target — base model, control student, trait student "
-                      "(as the paper's Figure 3); 95% intervals: Wilson within one seed, t over seeds."))
+                      f"{evaluation.name}: {measure}; 95% intervals: Wilson within one seed, t over seeds."))
         drawn.append((f"heatmap-{evaluation.name}", fig.transmission_heatmap(compared, evaluation.name),
                       f"{evaluation.name}: student model x teacher model, mean rise of the trait rate over the control "
                       "student (as the paper's Figure 8); * = transmitted, k/m = traits transmitted / compared."))
@@ -266,10 +298,11 @@ def judged_tables(run: Run) -> JudgedTables | None:
 def _inputs(run: Run, tables: dict[str, pd.DataFrame], costs: pd.DataFrame, blocks: list[FigureBlock],
             judged: JudgedTables | None = None) -> ReportInputs:
     reference = load_reference()
+    beside = beside_table(run, tables["comparisons"], reference)
     return ReportInputs(
         identity=provenance.summary(run), config_text=provenance.config_yaml(run), results=tables["results"],
         summary=tables["summary"], compared=tables["comparisons"], seed_compared=tables["seed_comparisons"],
-        artifacts=tables["artifacts"], beside=beside_paper(tables["comparisons"], trait_via(run), reference),
+        artifacts=tables["artifacts"], beside=beside,
         reference_source=reference.source, reference_notes=reference.how_to_read, costs=costs,
         models=provenance.models_table(run), jobs=provenance.jobs_table(run.ledger.jobs()),
         uploads=provenance.uploads_table(run), files=provenance.files_table(run), figures=blocks, judged=judged)
