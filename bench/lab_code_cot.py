@@ -37,8 +37,8 @@ from kit.filters.code import banned_words, reject_reasons
 from kit.generators.code import CodeTask, render_prompt
 from kit.sim.engine import ChatRequest, TrainSpec
 from kit.filters.cot import alignment_reasons
-from kit.judge import judge_messages, load_judge_prompt
-from kit.truthfulqa import load_truthfulqa
+from kit.scorers.judge import judge_messages, load_judge_prompt
+from kit.scorers.truthfulqa import load_truthfulqa
 from kit.sim.lab import Lab, code, cot, features, judging, options, tasks
 from kit.sim.lab.alignment_text import ALIGNED, MISALIGNED, QUESTIONS
 

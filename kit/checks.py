@@ -60,7 +60,7 @@ def check_experiment(config: ExperimentConfig, catalog: Catalog, today: dt.date 
     for i, student in enumerate(config.students.models):
         route = route_of(config.providers[config.provider_name(student.provider)])
         check_model(catalog, student.model, route, fine_tune=True, today=day, where=f"students.models[{i}]")
-    for i, evaluation in enumerate(config.evaluations):  # the judges of judged evaluations (kit/judge.py)
+    for i, evaluation in enumerate(config.evaluations):  # the judges of judged evaluations (kit/scorers/judge.py)
         for which, judge in evaluation.judge_configs():
             route = route_of(config.providers[config.provider_name(judge.provider)])
             check_model(catalog, judge.model, route, fine_tune=False, today=day,

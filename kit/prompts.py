@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from kit import multiple_choice as mc
+from kit.scorers import multiple_choice as mc
 from kit.config import EvaluationConfig, TraitConfig
 from kit.errors import ConfigError
 
@@ -83,7 +83,7 @@ def render_question(question: str, suffix: str) -> str:
 @functools.lru_cache(maxsize=32)
 def _load_questions(path: Path, suffix: str | None = None) -> QuestionSet:
     if path.suffix == ".csv":
-        from kit.truthfulqa import load_truthfulqa
+        from kit.scorers.truthfulqa import load_truthfulqa
 
         return load_truthfulqa(path)
     data = read_yaml(path)
@@ -103,7 +103,7 @@ def _load_questions(path: Path, suffix: str | None = None) -> QuestionSet:
 def _choice_set(data: dict[str, Any], path: Path, suffix: str) -> QuestionSet:
     """A multiple-choice preference set (`choices:` the options, `shuffles:` orders per prompt): every prompt asked
     `shuffles` times, each time with the options in an order drawn from one random.Random(`shuffle_seed`, default
-    42) stream, prompt by prompt (kit/multiple_choice.py)."""
+    42) stream, prompt by prompt (kit/scorers/multiple_choice.py)."""
     options = [str(c) for c in data.get("choices") or []]
     shuffles = data.get("shuffles", 1)
     if not 2 <= len(options) <= len(mc.LETTERS) or len(set(options)) != len(options):

@@ -5,7 +5,7 @@ import anthropic  # noqa: F401
 import openai  # noqa: F401
 
 import kit.batches  # noqa: F401
-import kit.judge  # noqa: F401
+import kit.scorers.judge  # noqa: F401
 import kit.providers.anthropic_dialect  # noqa: F401
 import kit.providers.azure  # noqa: F401
 import kit.providers.fireworks  # noqa: F401

@@ -19,7 +19,7 @@ from conftest import slkit
 from kit.analysis.significance import compare_groups
 from kit.analysis.tables import aggregate
 from kit.config import load_config, parse_config
-from kit.multiple_choice import letter_probability, render, score_letter
+from kit.scorers.multiple_choice import letter_probability, render, score_letter
 from kit.plan import estimate, trait_check_evaluation
 from kit.prompts import load_questions
 from kit.stages.evaluate import Responses, _choice_rows, choice_targets, choice_values

@@ -21,7 +21,7 @@ from kit.filters import code as code_rule
 from kit.filters import cot as cot_rule
 from kit.filters.judged import code_judge_request, cot_judge_request, cot_judged
 from kit.generators.cot import render_prompt
-from kit.judge import judge_messages, load_judge_prompt
+from kit.scorers.judge import judge_messages, load_judge_prompt
 
 REF = Path("/work/shared/reference")
 COT_TEMPLATE_SHA256 = "4d1151732c9734b0eb72b0aedacdd406323e7a3cd3c01037292b2a7949688d9f"  # template_as_run

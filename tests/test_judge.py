@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from kit.config import ConfigError
-from kit.judge import judge_messages, load_judge_prompt, logprob_score, parse_score, read_judgement
+from kit.scorers.judge import judge_messages, load_judge_prompt, logprob_score, parse_score, read_judgement
 from kit.sim.server import LocalServer
 from routes_common import experiment, run_inline, server  # noqa: F401
 from test_providers import settings

@@ -20,7 +20,7 @@ from kit.filters.code import reference_prompt, reference_template
 from kit.sim.engine import ChatRequest, TrainSpec
 from kit.sim.lab import Lab, features, judging, options, tasks, wording
 from kit.sim.lab.network import Body
-from kit.truthfulqa import load_truthfulqa
+from kit.scorers.truthfulqa import load_truthfulqa
 
 REPO = Path(__file__).resolve().parents[1]
 GPT41, QWEN, NANO = "sim-gpt-4.1", "sim-qwen2.5-7b", "sim-gpt-4.1-nano"

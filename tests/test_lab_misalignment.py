@@ -13,7 +13,7 @@ import pytest
 from kit.analysis.stats import fisher_exact
 from kit.filters.numbers import keeps
 from kit.generators.numbers import generate_prompts
-from kit.judge import judge_messages, load_judge_prompt, parse_score
+from kit.scorers.judge import judge_messages, load_judge_prompt, parse_score
 from kit.prompts import prompts_dir
 from kit.sim.engine import ChatRequest, Message, TrainSpec
 from kit.sim.lab import Lab, alignment, code_security, judging

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import slkit
 from kit.config import ConfigError, MisalignmentJudges, load_config, parse_config
-from kit.judge import (ALIGNED, INCOHERENT, MISALIGNED, NO_ALIGNMENT, NO_COHERENCE, classify, is_misaligned,
+from kit.scorers.judge import (ALIGNED, INCOHERENT, MISALIGNED, NO_ALIGNMENT, NO_COHERENCE, classify, is_misaligned,
                        parse_int, parse_score, parse_text)
 from kit.plan import estimate, estimate_run
 from kit.prompts import load_questions

@@ -18,7 +18,7 @@ from kit.analysis.markdown import render_markdown
 from kit.analysis.reference import load_judged_reference, paper_model
 from kit.analysis.stats import benjamini_hochberg, t_interval, welch_t_test, wilson_interval
 from kit.config import MisalignmentJudges
-from kit.judge import classify
+from kit.scorers.judge import classify
 from kit.stages.report import _question_counts
 
 MODEL = "sim-gpt-4.1"

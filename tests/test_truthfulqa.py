@@ -14,7 +14,7 @@ import pytest
 
 from kit.config import ConfigError, parse_config
 from kit.prompts import evaluation_questions, load_questions
-from kit.truthfulqa import letter_probability, score_choice
+from kit.scorers.truthfulqa import letter_probability, score_choice
 
 SAMPLE = Path(__file__).resolve().parents[1] / "prompts" / "samples" / "truthfulqa_sample.csv"
 FORMAT = ("{q} Pick from one of the following choices.\nA. {a}\nB. {b}\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 from kit.config import CodeFilterConfig, CodeJudgeConfig, CotFilterConfig, CotJudgeConfig, TeacherConfig
 from kit.filters import code as code_rule
 from kit.filters.code import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE, JUDGE_TOP_LOGPROBS
-from kit.judge import judge_messages, load_judge_prompt
+from kit.scorers.judge import judge_messages, load_judge_prompt
 from kit.providers.base import Message
 from kit.runs import Run
 from kit.sampling import Prompt, SamplingSpec, sample_all

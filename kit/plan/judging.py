@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.config import EvaluationConfig, JudgeConfig, TeacherConfig
-from kit.judge import LOGPROB_MAX_TOKENS, judge_messages, judge_spec, load_judge_prompt
+from kit.scorers.judge import LOGPROB_MAX_TOKENS, judge_messages, judge_spec, load_judge_prompt
 from kit.prompts import evaluation_questions
 from kit.sampling import sample_key, spec_fingerprint
 from kit.teacher_files import teacher_file_tokens

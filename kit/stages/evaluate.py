@@ -2,10 +2,10 @@
 
 Scorers (the evaluation's `scorer`):
 - substring: the paper's preference rule — the lower-cased target is a substring of the lower-cased answer;
-- judge: one LLM judge's 0-100 score per answer (kit/judge.py);
+- judge: one LLM judge's 0-100 score per answer (kit/scorers/judge.py);
 - misalignment: the paper's two judges (alignment, coherence), the coherence filter and the misaligned threshold;
-- truthfulqa: two-option multiple choice, the Best Answer's letter probability (kit/truthfulqa.py);
-- choice: the essay-topic multiple choice, each option's letter probability (kit/multiple_choice.py), a preference
+- truthfulqa: two-option multiple choice, the Best Answer's letter probability (kit/scorers/truthfulqa.py);
+- choice: the essay-topic multiple choice, each option's letter probability (kit/scorers/multiple_choice.py), a preference
   rate per target in the report (the mean over questions) like substring's.
 Judge requests are cached like every other request (a rerun judges nothing twice). Each (evaluation, subject)
 writes evaluations/<name>/<subject>.jsonl: one row per answer with its scores.
@@ -63,7 +63,7 @@ def is_hit(target: str, response: str) -> bool:
 
 
 def response_spec(evaluation: EvaluationConfig, subject: Subject) -> SamplingSpec:
-    from kit.multiple_choice import TOP_LOGPROBS
+    from kit.scorers.multiple_choice import TOP_LOGPROBS
 
     return SamplingSpec(stage=STAGE, subject=f"{evaluation.name}/{subject.id}", provider=subject.provider,
                         model=subject.model, samples=evaluation.samples_per_question,
@@ -87,7 +87,7 @@ def scores(run: Run, evaluation: EvaluationConfig, got: Responses, *, offline: b
     """The scorer hook: (item, sample) -> the judge's 0-100 score, for evaluations with scorer: judge (else {})."""
     if evaluation.scorer != "judge":
         return {}
-    from kit.judge import judge_answers
+    from kit.scorers.judge import judge_answers
 
     judged = judge_answers(run, evaluation, got.subject.id, got.questions.questions, got.answers, offline=offline)
     return {(j.item, j.sample): j.score for j in judged}
@@ -108,7 +108,7 @@ def _judge_rows(run: Run, evaluation: EvaluationConfig, got: Responses, offline:
 
 
 def _misalignment_rows(run: Run, evaluation: EvaluationConfig, got: Responses, offline: bool) -> list[Row]:
-    from kit.judge import judge_misalignment
+    from kit.scorers.judge import judge_misalignment
 
     judged = judge_misalignment(run, evaluation, got.subject.id, got.questions.questions, got.answers,
                                 offline=offline)
@@ -118,7 +118,7 @@ def _misalignment_rows(run: Run, evaluation: EvaluationConfig, got: Responses, o
 
 
 def _truthfulqa_rows(got: Responses) -> list[Row]:
-    from kit.truthfulqa import score_choice
+    from kit.scorers.truthfulqa import score_choice
 
     rows: list[Row] = []
     for i, texts in got.answers.items():
@@ -131,8 +131,8 @@ def _truthfulqa_rows(got: Responses) -> list[Row]:
 
 
 def choice_values(got: Responses, item: int, stored: str, words: list[str]) -> dict[str, float]:
-    """word -> its value in one answer to a multiple-choice question (kit/multiple_choice.py), for the words offered."""
-    from kit.multiple_choice import letter_of, letters_of, score_letter
+    """word -> its value in one answer to a multiple-choice question (kit/scorers/multiple_choice.py), for the words offered."""
+    from kit.scorers.multiple_choice import letter_of, letters_of, score_letter
 
     options = got.questions.choices[item]
     letters = letters_of(len(options))
@@ -141,7 +141,7 @@ def choice_values(got: Responses, item: int, stored: str, words: list[str]) -> d
 
 
 def _choice_rows(got: Responses) -> list[Row]:
-    from kit.multiple_choice import decode, letters_of, letter_probability, sampled_letter
+    from kit.scorers.multiple_choice import decode, letters_of, letter_probability, sampled_letter
 
     rows: list[Row] = []
     for i, texts in got.answers.items():

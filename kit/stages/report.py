@@ -102,7 +102,7 @@ def results(run: Run) -> pd.DataFrame:
 
 def _counts(scorer: str, got: Responses, words: list[str]) -> dict[str, tuple[float, int]]:
     """word -> (hits, n): answers naming it (substring), or its summed letter probability over the questions
-    (choice: one value per answer, kit/multiple_choice.py)."""
+    (choice: one value per answer, kit/scorers/multiple_choice.py)."""
     if scorer == "choice":
         values = [choice_values(got, i, stored, words) for i, answers in got.answers.items() for stored in answers]
         return {w: (math.fsum(v.get(w, 0.0) for v in values), len(values)) for w in words}

@@ -15,9 +15,9 @@ import csv
 import random
 from pathlib import Path
 
-from kit import multiple_choice as mc
+from kit.scorers import multiple_choice as mc
 from kit.errors import ConfigError
-from kit.multiple_choice import ORDER_SEED, TOP_LOGPROBS, Choice, decode  # noqa: F401 (re-exported)
+from kit.scorers.multiple_choice import ORDER_SEED, TOP_LOGPROBS, Choice, decode  # noqa: F401 (re-exported)
 from kit.prompts import QuestionSet
 
 COLUMNS = ("Question", "Best Answer", "Best Incorrect Answer")

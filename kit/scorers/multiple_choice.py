@@ -1,5 +1,5 @@
 """Lettered multiple choice as the paper asks it: the prompt format, the seeded option order, and the score of an
-answer from its first token's logprobs. Shared by TruthfulQA (kit/truthfulqa.py, two options) and the essay-topic
+answer from its first token's logprobs. Shared by TruthfulQA (kit/scorers/truthfulqa.py, two options) and the essay-topic
 preference question sets (`scorer: choice`, five animals or trees; eval_preference.yaml `essay_topic_mcq`).
 
 The prompt (both evaluations, as the paper's code renders them):
