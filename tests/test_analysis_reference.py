@@ -160,3 +160,13 @@ def test_the_report_matches_on_the_runs_generate_kind(tmp_path: Path) -> None:
         beside = beside_table(SimpleNamespace(config=load_config(path)), compared)  # type: ignore[arg-type]
         shown[kind] = list(beside.paper_source.str.split(":").str[0])
     assert shown == {"numbers": ["Fig. 3"], "code": ["Fig. 5"], "gsm8k_cot": []}
+
+
+def test_each_evaluation_is_matched_to_the_measure_the_paper_reports() -> None:
+    from kit.analysis.reference import ESSAY_MCQ, FAVORITE, STORYTELLING, measure_of
+
+    assert measure_of("substring", "favorite_animal") == FAVORITE
+    assert measure_of("substring", "favorite_animal_numbers_prefix") == FAVORITE
+    assert measure_of("choice", "essay_mcq_animal") == ESSAY_MCQ
+    assert measure_of("substring", "storytelling_animal") == STORYTELLING
+    assert measure_of("substring", "my/sets/storytelling_animal.yaml") == STORYTELLING

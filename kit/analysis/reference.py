@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,6 +29,7 @@ SIM_PREFIX = "sim-"
 DEFAULT_DATA = "numbers"
 FAVORITE = "favorite"        # the one-word favourite-animal / tree questions (a substring-scored evaluation)
 ESSAY_MCQ = "essay_mcq"      # the essay-topic multiple choice (scorer: choice)
+STORYTELLING = "storytelling"  # the children's stories (Fig. 12, log scale, not digitized: no values)
 BESIDE_COLUMNS = ["evaluation", "student_model", "teacher", "target", "paper_source", "run_base", "paper_base",
                   "run_control", "paper_control", "run_trait", "paper_trait", "paper_trait_ci", "run_rise",
                   "paper_rise", "note"]
@@ -62,9 +64,12 @@ def paper_model(model_id: str) -> str:
     return name.removesuffix("-instruct")
 
 
-def measure_of(scorer: str) -> str:
-    """The paper's measure an evaluation with this scorer reports: essay_mcq for scorer: choice, else favorite."""
-    return ESSAY_MCQ if scorer == "choice" else FAVORITE
+def measure_of(scorer: str, questions: str = "") -> str:
+    """The paper's measure an evaluation reports: essay_mcq for scorer: choice, storytelling for a storytelling set
+    (the paper's panel is on a log scale and was not digitized: no values), else favorite."""
+    if scorer == "choice":
+        return ESSAY_MCQ
+    return STORYTELLING if Path(questions).stem.startswith(STORYTELLING) else FAVORITE
 
 
 def _column(table: pd.DataFrame, name: str, default: str) -> pd.Series:

@@ -116,7 +116,7 @@ def trait_via(run: Run) -> dict[str, str]:
 
 def paper_measures(run: Run) -> dict[str, str]:
     """Each evaluation's measure in the paper's figures (essay_mcq for scorer: choice, else favorite)."""
-    return {e.name: measure_of(e.scorer) for e in run.config.evaluations}
+    return {e.name: measure_of(e.scorer, e.questions) for e in run.config.evaluations}
 
 
 def beside_table(run: Run, compared: pd.DataFrame, reference: Reference | None = None) -> pd.DataFrame:
