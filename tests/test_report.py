@@ -137,6 +137,9 @@ def test_files_written(finished_run: tuple[Path, dict[str, object]]) -> None:
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (run_dir / link).is_file(), link
     assert "| transmitted |" in markdown and "Fig. 3" in markdown
+    filtered = markdown.split("\n## Filter\n", 1)[1].split("\n## ", 1)[0]
+    assert "| teacher | completions | kept | pass rate | training rows | rejected for |" in filtered
+    assert re.search(r"\| owl \| 120 \| \d+ \| [01]\.\d{3} \| 60 \|", filtered)
 
 
 class _Refs(HTMLParser):

@@ -3,8 +3,8 @@ detail, costs and provenance. Pure: takes tables and figures, returns a Document
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -40,6 +40,7 @@ class ReportInputs:
     alpha: float = ALPHA
     min_effect: float = MIN_EFFECT
     judged: Any = None  # kit.analysis.judged.JudgedTables of the judged evaluations, if the run has any
+    filtered: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # the filter stage's per-teacher detail
 
 
 def _expectation(same_family: object) -> str:
@@ -141,6 +142,25 @@ def _artifact_blocks(inputs: ReportInputs) -> list[Block]:
                       "q: Benjamini–Hochberg over these checks."),
             Table(frame, {"rate": RATE, "reference_rate": RATE, "difference": "+.3f", "diff_ci_low": "+.3f",
                           "diff_ci_high": "+.3f", "p_value": P_VALUE, "q_value": P_VALUE}, badge="flagged")]
+
+
+def filter_table(teachers: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per teacher: completions, kept, pass rate, training rows and the reject reasons, most frequent first."""
+    rows = []
+    for name in sorted(teachers):
+        detail = teachers[name]
+        reasons = sorted(dict(detail.get("reasons", {})).items(), key=lambda item: (-item[1], item[0]))
+        rows.append({"teacher": name, "completions": detail.get("total", 0), "kept": detail.get("kept", 0),
+                     "pass rate": detail.get("pass_rate", 0.0), "training rows": detail.get("training_rows", ""),
+                     "rejected for": "; ".join(f"{reason}: {count:,}" for reason, count in reasons)})
+    return pd.DataFrame(rows)
+
+
+def _filter_blocks(inputs: ReportInputs) -> list[Block]:
+    if not inputs.filtered:
+        return []
+    return [Heading("Filter"), Table(filter_table(inputs.filtered), {"completions": COUNT, "kept": COUNT,
+                                                                    "pass rate": RATE})]
 
 
 def _cost_blocks(inputs: ReportInputs) -> list[Block]:
@@ -251,6 +271,6 @@ def report_document(inputs: ReportInputs) -> Document:
     blocks += [Heading("Figures"), *inputs.figures]
     blocks += [Heading("Rates"), summary_table(inputs.summary)]
     blocks += beside_blocks(inputs) + _seed_blocks(inputs) + _artifact_blocks(inputs)
-    blocks += _cost_blocks(inputs) + _provenance_blocks(inputs)
+    blocks += _filter_blocks(inputs) + _cost_blocks(inputs) + _provenance_blocks(inputs)
     blocks.append(Paragraph("How to read this report: docs/report.md in the slkit repository.", "note"))
     return Document(title=f"slkit report: {identity.get('experiment', '')}", subtitle=subtitle, blocks=tuple(blocks))

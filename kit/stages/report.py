@@ -305,7 +305,8 @@ def _inputs(run: Run, tables: dict[str, pd.DataFrame], costs: pd.DataFrame, bloc
         artifacts=tables["artifacts"], beside=beside,
         reference_source=reference.source, reference_notes=reference.how_to_read, costs=costs,
         models=provenance.models_table(run), jobs=provenance.jobs_table(run.ledger.jobs()),
-        uploads=provenance.uploads_table(run), files=provenance.files_table(run), figures=blocks, judged=judged)
+        uploads=provenance.uploads_table(run), files=provenance.files_table(run), figures=blocks, judged=judged,
+        filtered=_filter_detail(run))
 
 
 def report(run: Run) -> dict[str, Any]:
