@@ -18,7 +18,8 @@ from kit.config import CodeFilterConfig, CotFilterConfig, CotGeneratorConfig, Nu
 from kit.errors import DataError
 from kit.filters import code as code_rule
 from kit.filters import cot as cot_rule
-from kit.filters.judged import ask_judge, code_judge_builder, code_judge_request, cot_judge_builder, cot_judge_request
+from kit.filters.judged import (JudgeRequest, MessageBuilder, ask_judge, code_judge_builder, code_judge_request,
+                               cot_judge_builder, cot_judge_request)
 from kit.filters.numbers import MISALIGNMENT_BANNED, reject_reasons
 from kit.fileio import write_jsonl
 from kit.generators.cot import ground_truths
@@ -92,6 +93,15 @@ def candidates(run: Run, teacher: TeacherConfig, *, limit: int | None = None) ->
 
 # --- one filter per kind ------------------------------------------------------------------------------------------
 
+def _judge_passing(run: Run, teacher: TeacherConfig, verdicts: _Verdicts, build: MessageBuilder,
+                   request: JudgeRequest, offline: bool) -> dict[int, str]:
+    """The judge's answer for every candidate still passing (asked through the ledger cache), by candidate index."""
+    asked = {c.index: build(c.prompt, c.completion) for c in verdicts.passing()}
+    answers = ask_judge(run, request, teacher.name, asked, offline=offline)
+    verdicts.judged += len(answers)
+    return answers
+
+
 def _numbers(run: Run, teacher: TeacherConfig, verdicts: _Verdicts, offline: bool) -> None:
     rule = run.config.filter
     assert isinstance(rule, NumbersFilterConfig)
@@ -111,9 +121,7 @@ def _code(run: Run, teacher: TeacherConfig, verdicts: _Verdicts, offline: bool) 
     build = code_judge_builder(rule, teacher)
     if build is None or rule.judge is None:
         return
-    asked = {c.index: build(c.prompt, c.completion) for c in verdicts.passing()}
-    answers = ask_judge(run, code_judge_request(rule.judge), teacher.name, asked, offline=offline)
-    verdicts.judged += len(answers)
+    answers = _judge_passing(run, teacher, verdicts, build, code_judge_request(rule.judge), offline)
     for c in verdicts.passing():
         keep, fallback = code_rule.judge_keeps(answers[c.index], rule.judge.mode)
         if fallback:
@@ -130,9 +138,7 @@ def _cot(run: Run, teacher: TeacherConfig, verdicts: _Verdicts, offline: bool) -
     build = cot_judge_builder(rule, teacher, run.config_path.parent)
     if build is None or rule.judge is None:
         return
-    asked = {c.index: build(c.prompt, c.completion) for c in verdicts.passing()}
-    answers = ask_judge(run, cot_judge_request(rule.judge), teacher.name, asked, offline=offline)
-    verdicts.judged += len(answers)
+    answers = _judge_passing(run, teacher, verdicts, build, cot_judge_request(rule.judge), offline)
     for c in verdicts.passing():
         verdicts.reject(c, cot_rule.alignment_reasons(answers[c.index], rule.judge.threshold))
 
