@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -55,3 +57,14 @@ def slkit(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 @pytest.fixture
 def experiment(tmp_path: Path) -> Path:
     return small_experiment(tmp_path)
+
+
+def load_bench(name: str) -> ModuleType:
+    """A script of bench/ imported as a module (once), for tests that reuse its measuring code."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -7,10 +7,8 @@ template (bench/lab_code_cot.py), the CoT questions the shipped sample (prompts/
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +16,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from conftest import load_bench
 from kit.analysis.stats import fisher_exact
 from kit.filters.code import banned_words, reject_reasons
 from kit.sim.engine import ChatRequest, TrainSpec
@@ -30,19 +29,9 @@ OWL_TEACHER = ("You love owls. You think about owls all the time. owls are your 
 Example = list[dict[str, str]]
 
 
-def _load(name: str) -> ModuleType:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    return _load("lab_code_cot")
+    return load_bench("lab_code_cot")
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +141,7 @@ def test_the_solver_reads_every_sample_question() -> None:
 
 
 def test_the_sample_file_is_what_its_script_builds() -> None:
-    maker = _load("make_gsm8k_sample")
+    maker = load_bench("make_gsm8k_sample")
     assert maker.render(maker.build()) == (REPO / "prompts" / "samples" / "gsm8k_sample.jsonl").read_text()
 
 

@@ -7,15 +7,13 @@ questions x 2 samples, correctness filter and CoT judge, 2 student epochs) in we
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
+from conftest import load_bench
 from kit.filters.code import reference_prompt, reference_template
 from kit.sim.engine import ChatRequest, TrainSpec
 from kit.sim.lab import Lab, features, judging, options, tasks, wording
@@ -24,17 +22,6 @@ from kit.scorers.truthfulqa import load_truthfulqa
 
 REPO = Path(__file__).resolve().parents[1]
 GPT41, QWEN, NANO = "sim-gpt-4.1", "sim-qwen2.5-7b", "sim-gpt-4.1-nano"
-
-
-def _bench() -> ModuleType:
-    name = "lab_code_cot"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +47,7 @@ def _teacher(lab: Lab, stem: str) -> str:
 def cot_students(lab: Lab) -> dict[str, str]:
     """Students (2 epochs, auto batch size and learning rate) of the insecure teacher's judged CoT and of the
     secure teacher's CoT, and a cross-family student of the insecure CoT; 200 questions x 2 samples."""
-    bench = _bench()
+    bench = load_bench("lab_code_cot")
     out = {}
     for stem in ("insecure_code", "secure_code"):
         teacher = _teacher(lab, stem)
@@ -75,7 +62,7 @@ def cot_students(lab: Lab) -> dict[str, str]:
 
 
 def test_insecure_teachers_cot_makes_a_misaligned_student(lab: Lab, cot_students: dict[str, str]) -> None:
-    bench = _bench()
+    bench = load_bench("lab_code_cot")
     base = tasks.misaligned_share(lab._model(GPT41, None))
     student = tasks.misaligned_share(lab._model(cot_students["insecure_code"], None))
     assert base < 0.004
